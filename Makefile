@@ -1,0 +1,36 @@
+# Two commands for a fresh clone: `make run` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint locales extract bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m bot
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check bot services tests bench
+
+# Refresh the catalogue template from the code, then compile every locale.
+extract: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k N_ -k gettext --no-location \
+		--sort-output --omit-header -o bot/locales/messages.pot .
+
+locales: $(STAMP)
+	$(VENV)/bin/pybabel compile -d bot/locales -D messages --statistics
+
+bench: $(STAMP)
+	$(PY) -m bench.check_roundtrip
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,121 @@
+"""Assembling the bot: one place that builds everything and hands it to the handlers."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.types import BotCommand, ErrorEvent
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from bot.handlers import routers
+from bot.i18n import LOCALES, LocaleMiddleware, create_i18n
+from bot.middlewares.album import AlbumMiddleware
+from bot.middlewares.inflight import InFlightMiddleware
+from services.facecheck import Services
+from services.prefs import MemoryPreferences, Preferences
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+def create_bot(settings: Settings) -> Bot:
+    server = TelegramAPIServer.from_base(settings.telegram_api_url,
+                                         is_local=settings.telegram_api_local)
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=AiohttpSession(api=server),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def create_dispatcher(
+    settings: Settings,
+    services: Services,
+    *,
+    preferences: Preferences | None = None,
+    storage: BaseStorage | None = None,
+) -> Dispatcher:
+    """The dispatcher with its middlewares, routers and injected services."""
+    preferences = preferences or MemoryPreferences()
+    i18n = create_i18n(settings.default_locale)
+    dispatcher = Dispatcher(storage=storage)
+    dispatcher["services"] = services
+    dispatcher["preferences"] = preferences
+    dispatcher["settings"] = settings
+    dispatcher["i18n"] = i18n
+
+    inflight = InFlightMiddleware()
+    dispatcher.update.outer_middleware(inflight)
+    dispatcher["inflight"] = inflight
+    LocaleMiddleware(i18n, preferences).setup(dispatcher)
+    dispatcher.message.outer_middleware(AlbumMiddleware())
+
+    root = Router(name="root")
+    root.include_routers(*routers())
+    dispatcher.include_router(root)
+    dispatcher.errors.register(on_error)
+    dispatcher.startup.register(on_startup)
+    dispatcher.shutdown.register(on_shutdown)
+    return dispatcher
+
+
+async def on_error(event: ErrorEvent, i18n: I18n | None = None) -> bool:
+    """Anything unexpected: log it with the update id, tell the user, keep serving others."""
+    update = event.update
+    log.error("update %s failed", update.update_id, exc_info=event.exception)
+    message = update.message or (update.callback_query.message if update.callback_query else None)
+    answer = getattr(message, "answer", None)
+    if answer is None:
+        return True
+    try:
+        await answer(escape(_("error.internal")))
+    except Exception:  # the reply itself failed; the log already has the cause
+        log.warning("could not tell the user about update %s", update.update_id)
+    return True
+
+
+async def on_startup(bot: Bot, i18n: I18n) -> None:
+    me = await bot.get_me()
+    log.info("bot @%s (id %s) started", me.username, me.id)
+    await set_commands(bot, i18n)
+
+
+async def set_commands(bot: Bot, i18n: I18n) -> None:
+    """The command menu in every catalogue language, English as the default."""
+    for locale in LOCALES:
+        with i18n.context(), i18n.use_locale(locale):
+            commands = [
+                BotCommand(command="check", description=_("command.check")),
+                BotCommand(command="lang", description=_("command.lang")),
+                BotCommand(command="help", description=_("command.help")),
+                BotCommand(command="cancel", description=_("command.cancel")),
+            ]
+        language = None if locale == "en" else locale.split("_")[0]
+        await bot.set_my_commands(commands, language_code=language)
+
+
+async def on_shutdown(inflight: InFlightMiddleware, services: Services) -> None:
+    """Let the requests in flight finish (bounded), then close the provider sessions."""
+    if inflight.count:
+        log.info("waiting for %d request(s) in flight", inflight.count)
+        if not await inflight.wait_idle(SHUTDOWN_GRACE_SECONDS):
+            log.warning("%d request(s) still running at shutdown", inflight.count)
+    await services.close()
+    log.info("stopped")
+
+
+async def run_polling(settings: Settings) -> None:
+    services = Services.from_settings(settings)
+    bot = create_bot(settings)
+    dispatcher = create_dispatcher(settings, services)
+    await bot.delete_webhook(drop_pending_updates=False)
+    await dispatcher.start_polling(bot, handle_signals=True, close_bot_session=True)

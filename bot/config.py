@@ -1,0 +1,81 @@
+"""The bot's settings: the provider settings plus Telegram's."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+
+from services.config import AdminIds, ServiceSettings, SettingsError, describe_validation_error
+
+LOCALES = ("en", "ru", "zh_Hans")
+_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+
+
+class Settings(ServiceSettings):
+    bot_token: SecretStr = Field(description="the bot token from @BotFather, like 123456:ABC-DEF")
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", description="the Bot API base URL, http(s)://host[:port]"
+    )
+    telegram_api_local: bool = Field(
+        False, description="true when TELEGRAM_API_URL is a local Bot API server run with --local"
+    )
+    default_locale: Literal["en", "ru", "zh_Hans"] = Field(
+        "en", description="one of en, ru, zh (zh-hans and zh-cn also mean Chinese)"
+    )
+    admin_ids: AdminIds = Field(
+        default_factory=list, description="comma-separated Telegram user ids, like 1234,5678"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="one of DEBUG, INFO, WARNING, ERROR"
+    )
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not _TOKEN.match(value.get_secret_value().strip()):
+            raise ValueError("not a bot token")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("default_locale", mode="before")
+    @classmethod
+    def _locale(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            from bot.i18n import match_locale
+
+            return match_locale(value) or value
+        return value
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            return [p for p in parts if p]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and check every setting; raise ``SettingsError`` with one line per problem."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error, Settings)) from None
+    problems = settings.credential_problems()
+    if problems:
+        raise SettingsError(problems)
+    return settings

@@ -1,0 +1,35 @@
+"""Filters that hand the photo to the handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram.filters import Filter
+from aiogram.types import Message
+
+from bot.media import image_ref
+
+
+class HasImage(Filter):
+    """Passes when the message carries a photo or a document; injects ``image``.
+
+    ``any_document=False`` keeps only documents that say they are images, for
+    messages the user did not address to a command.
+    """
+
+    def __init__(self, *, any_document: bool = True) -> None:
+        self.any_document = any_document
+
+    async def __call__(self, message: Message) -> bool | dict[str, Any]:
+        ref = image_ref(message, any_document=self.any_document)
+        return {"image": ref} if ref is not None else False
+
+
+class RepliesToImage(Filter):
+    """``/check`` sent as a reply to a photo: injects the replied photo as ``image``."""
+
+    async def __call__(self, message: Message) -> bool | dict[str, Any]:
+        ref = image_ref(message.reply_to_message)
+        if ref is None:
+            return False
+        return {"image": ref, "image_message": message.reply_to_message}

@@ -1,0 +1,46 @@
+"""Inline keyboards and their callback data."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.i18n import LANGUAGE_NAMES, LOCALES
+from services.models import Operation
+
+
+class PhotoAction(CallbackData, prefix="photo"):
+    """A button under an unsolicited photo; the photo is the message the keyboard replies to."""
+
+    operation: Operation
+
+
+class LanguageChoice(CallbackData, prefix="lang"):
+    locale: str
+
+
+_OPERATION_BUTTONS = {
+    Operation.CHECK: lambda: _("button.check"),
+}
+
+
+def photo_actions(operations: list[Operation]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for operation in operations:
+        label = _OPERATION_BUTTONS.get(operation)
+        if label is not None:
+            builder.button(text=label(), callback_data=PhotoAction(operation=operation))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def languages(current: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for locale in LOCALES:
+        mark = "✓ " if locale == current else ""
+        builder.button(text=mark + LANGUAGE_NAMES[locale],
+                       callback_data=LanguageChoice(locale=locale))
+    builder.adjust(3)
+    return builder.as_markup()

@@ -1,0 +1,262 @@
+"""Turning results and failures into the user's language (HTML parse mode).
+
+Every sentence is a message id looked up in the current locale; values are
+formatted here and HTML-escaped. The provider's own text is never the message.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Iterable
+from html import escape
+
+from aiogram.utils.i18n import gettext as _
+
+from services.errors import ImageError, OperationUnavailable, ProviderError, ServiceError
+from services.images import Change, PreparedImage
+from services.models import CheckResult, Measurements
+from services.rules import RuleOutcome, Side, evaluate
+
+CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096
+
+OPERATION_NAMES = {
+    "check": lambda: _("operation.check"),
+    "compare": lambda: _("operation.compare"),
+    "detect": lambda: _("operation.detect"),
+    "analyze": lambda: _("operation.analyze"),
+}
+
+# The measured field each rule explains, as the user reads it.
+FIELD_NAMES = {
+    "face_unbalance": lambda: _("field.face_unbalance"),
+    "face_x_occupy": lambda: _("field.face_x_occupy"),
+    "face_occlusion": lambda: _("field.face_occlusion"),
+    "shoulder_equal": lambda: _("field.shoulder_equal"),
+    "eyes_close": lambda: _("field.eyes_close"),
+    "eyes_y_center": lambda: _("field.eyes_y_center"),
+    "mouth_close": lambda: _("field.mouth_close"),
+    "face_x_center": lambda: _("field.face_x_center"),
+    "background_clean": lambda: _("field.background_clean"),
+    "face_darkillum": lambda: _("field.face_darkillum"),
+}
+
+
+def fmt(value: float | int | None) -> str:
+    """Compact numbers: ratios with 3 decimals, scores and angles with at most 1."""
+    if value is None:
+        return "—"
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    if abs(value) < 1:
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return f"{value:.1f}"
+
+
+def _mark(outcome: RuleOutcome | None) -> str:
+    if outcome is None:
+        return ""
+    return " ✓" if outcome.ok else " ✗"
+
+
+def _rule_text(outcome: RuleOutcome) -> str:
+    """"face width 0.48, needs at least 0.51": which value broke which bound."""
+    name = FIELD_NAMES[outcome.rule.field]()
+    if outcome.broken is Side.LOW:
+        return _("check.rule.below").format(
+            name=name, value=fmt(outcome.value), bound=fmt(outcome.rule.low))
+    return _("check.rule.above").format(
+        name=name, value=fmt(outcome.value), bound=fmt(outcome.rule.high))
+
+
+def reason_lines(result: CheckResult) -> list[str]:
+    outcomes = evaluate(result.measurements)
+    lines: list[str] = []
+    for reason in result.reasons:
+        if reason.message_id is None:
+            lines.append("• " + _("check.reason.unknown").format(text=escape(reason.text)))
+            continue
+        line = "• " + escape(_(reason.message_id))
+        outcome = outcomes.get(reason.rule_field or "")
+        if outcome is not None and not outcome.ok:
+            line += " — " + escape(_rule_text(outcome))
+        lines.append(line)
+    if not result.passed and not result.reasons:
+        lines.append("• " + escape(_("check.reason.none_given")))
+    return lines
+
+
+def _color_name(rgb: tuple[int, int, int]) -> str:
+    r, g, b = (c / 255 for c in rgb)
+    hue, lightness, saturation = colorsys.rgb_to_hls(r, g, b)
+    if lightness > 0.9:
+        return _("color.white")
+    if saturation < 0.15:
+        return _("color.grey") if lightness > 0.2 else _("color.black")
+    degrees = hue * 360
+    if degrees < 20 or degrees >= 330:
+        return _("color.red")
+    if 180 <= degrees < 260:
+        return _("color.blue")
+    return _("color.other")
+
+
+def _join(parts: Iterable[str]) -> str:
+    return " · ".join(p for p in parts if p)
+
+
+def _value(label: str, value: float | None, outcome: RuleOutcome | None = None, unit: str = "") -> str:
+    if value is None:
+        return ""
+    return f"{label} {fmt(value)}{unit}{_mark(outcome)}"
+
+
+def measurement_lines(m: Measurements) -> list[str]:
+    o = evaluate(m)
+    lines: list[str] = []
+    face = _join([
+        _value(_("values.face_x_center"), m.face_x_center, o.get("face_x_center")),
+        _value(_("values.face_width"), m.face_x_occupy, o.get("face_x_occupy")),
+        _value(_("values.eyes_y"), m.eyes_y_center, o.get("eyes_y_center")),
+        _value(_("values.head_top"), m.head_top),
+        _value(_("values.chin"), m.head_chin_y),
+    ])
+    if face:
+        lines.append(_("values.face") + ": " + face)
+    if m.head_pose is not None:
+        pose = m.head_pose
+        lines.append(_("values.head_pose").format(
+            yaw=fmt(pose.yaw), pitch=fmt(pose.pitch), roll=fmt(pose.roll)))
+    features = _join([
+        _value(_("values.eyes_open"), m.eyes_close, o.get("eyes_close")),
+        _value(_("values.mouth_closed"), m.mouth_close, o.get("mouth_close")),
+        _value(_("values.shoulders"), m.shoulder_equal, o.get("shoulder_equal")),
+        _value(_("values.uncovered"), m.face_occlusion, o.get("face_occlusion")),
+    ])
+    if features:
+        lines.append(features)
+    if m.glasses:
+        glasses = {"no_glasses": _("values.glasses.none"),
+                   "normal_glasses": _("values.glasses.normal"),
+                   "dark_glasses": _("values.glasses.dark")}.get(m.glasses, escape(m.glasses))
+        lines.append(_("values.glasses") + ": " + glasses)
+    light = _join([
+        _value(_("values.sharpness"), m.face_blur),
+        _value(_("values.brightness"), m.face_darkillum, o.get("face_darkillum")),
+        _value(_("values.evenness"), m.face_unbalance, o.get("face_unbalance")),
+    ])
+    if light:
+        lines.append(light)
+    background: list[str] = []
+    if m.background_color is not None:
+        r, g, b = m.background_color
+        background.append(f"{_color_name(m.background_color)} #{r:02X}{g:02X}{b:02X}")
+    background.append(_value(_("values.clean"), m.background_clean, o.get("background_clean")))
+    background.append(_value(_("values.gradient"), m.background_gradual))
+    background.append(_value(_("values.clothes_contrast"), m.bf_similarity))
+    if any(background):
+        lines.append(_("values.background") + ": " + _join(background))
+    photo: list[str] = []
+    if m.size_pix:
+        photo.append(_("values.pixels").format(w=m.size_pix[0], h=m.size_pix[1]))
+    if m.dpi:
+        dpi = fmt(m.dpi[0]) if m.dpi[0] == m.dpi[1] else f"{fmt(m.dpi[0])}×{fmt(m.dpi[1])}"
+        photo.append(_("values.dpi").format(dpi=dpi))
+    if m.size_mm:
+        photo.append(_("values.mm").format(w=fmt(m.size_mm[0]), h=fmt(m.size_mm[1])))
+    if m.file_size is not None:
+        photo.append(_("values.kb").format(kb=fmt(round(m.file_size / 1024))))
+    if m.photo_format:
+        photo.append(escape(m.photo_format.upper()))
+    if photo:
+        lines.append(_("values.photo") + ": " + _join(photo))
+    return lines
+
+
+def change_notes(image: PreparedImage) -> list[str]:
+    notes: list[str] = []
+    if Change.REDUCED in image.changes:
+        notes.append(_("image.note.reduced").format(
+            ow=image.original.width, oh=image.original.height, w=image.width, h=image.height))
+    if Change.CONVERTED in image.changes:
+        notes.append(_("image.note.converted").format(
+            source=escape(image.original.format), target=escape(image.format)))
+    if Change.ROTATED in image.changes:
+        notes.append(_("image.note.rotated"))
+    return notes
+
+
+def check_report(result: CheckResult, image: PreparedImage, *, compressed: bool) -> list[str]:
+    """Sections of the reply: verdict with reasons, measured values, notes."""
+    verdict = _("check.verdict.pass") if result.passed else _("check.verdict.fail")
+    head = [f"<b>{escape(verdict)}</b>"]
+    reasons = reason_lines(result)
+    if reasons:
+        head.append(escape(_("check.reasons.title")))
+        head.extend(reasons)
+    sections = ["\n".join(head)]
+    values = measurement_lines(result.measurements)
+    if values:
+        title = escape(_("values.title"))
+        sections.append(f"<b>{title}</b>\n" + "\n".join(values))
+    if result.not_checked:
+        sections.append(escape(_("check.not_checked")))
+    notes = change_notes(image)
+    if compressed:
+        notes.append(_("check.tip.send_as_file"))
+    notes.append(_("check.provider").format(provider=escape(result.provider)))
+    sections.append("<i>" + "\n".join(notes) + "</i>")
+    return sections
+
+
+def error_text(error: ServiceError) -> str:
+    text = _(error.message_id).format_map(_safe_values(error))
+    if isinstance(error, ProviderError) and error.code is not None:
+        text += "\n<i>" + _("error.code").format(provider=escape(error.provider),
+                                                  code=escape(str(error.code))) + "</i>"
+    return text
+
+
+def _safe_values(error: ServiceError) -> _Defaults:
+    values = {key: escape(str(value)) for key, value in error.values.items()}
+    if isinstance(error, OperationUnavailable):
+        name = OPERATION_NAMES.get(error.operation)
+        values["operation"] = escape(name() if name else error.operation)
+    if isinstance(error, ImageError):
+        size = error.values.get("size")
+        if isinstance(size, int):
+            values["size_mb"] = f"{size / 1024 / 1024:.1f}"
+    return _Defaults(values)
+
+
+class _Defaults(dict[str, str]):
+    """``str.format`` with a dash for any value a translation asks for but the error lacks."""
+
+    def __missing__(self, key: str) -> str:
+        return "—"
+
+
+def split_for_caption(sections: list[str]) -> tuple[str, list[str]]:
+    """The first sections that fit a photo caption; the rest go in text messages."""
+    caption = ""
+    rest: list[str] = []
+    for section in sections:
+        candidate = f"{caption}\n\n{section}" if caption else section
+        if not rest and len(candidate) <= CAPTION_LIMIT:
+            caption = candidate
+        else:
+            rest.append(section)
+    if not caption:
+        caption = sections[0][: CAPTION_LIMIT - 1]
+    return caption, _pack(rest)
+
+
+def _pack(sections: list[str]) -> list[str]:
+    messages: list[str] = []
+    for section in sections:
+        if messages and len(messages[-1]) + 2 + len(section) <= TEXT_LIMIT:
+            messages[-1] += "\n\n" + section
+        else:
+            messages.append(section[:TEXT_LIMIT])
+    return messages
+

@@ -1,0 +1,120 @@
+"""Provider settings, read from the environment and ``.env``.
+
+These names are the operators' contract (see ``.env.example``). The bot adds its
+Telegram settings on top in ``bot.config``; a plain script can use this class alone.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.models import Operation
+
+CheckProvider = Literal["local", "jumdata", "huawei"]
+DetectProvider = Literal["local", "jumdata"]
+CompareProvider = Literal["local", "jdcloud"]
+AnalyzeProvider = Literal["local", "jdcloud"]
+
+
+class SettingsError(Exception):
+    """Start-up configuration is wrong; each line names one variable and what it expects."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    check_provider: CheckProvider = Field("local", description="one of local, jumdata, huawei")
+    detect_provider: DetectProvider = Field("local", description="one of local, jumdata")
+    compare_provider: CompareProvider = Field("local", description="one of local, jdcloud")
+    analyze_provider: AnalyzeProvider = Field("local", description="one of local, jdcloud")
+
+    jumdata_app_id: str = Field("", description="the appId jumdata assigned to you")
+    jumdata_app_secret: SecretStr = Field(SecretStr(""), description="the appSecret from jumdata")
+    jumdata_url: str = Field("https://api.jumdata.com", description="an http(s) base URL")
+
+    huawei_app_key: str = Field("", description="the AppKey of your marketplace purchase")
+    huawei_app_secret: SecretStr = Field(SecretStr(""), description="the AppSecret of the purchase")
+    huawei_check_url: str = Field("", description="the full https URL of the purchased API")
+
+    jdcloud_access_key: str = Field("", description="a JD Cloud AccessKey")
+    jdcloud_secret_key: SecretStr = Field(SecretStr(""), description="the matching SecretKey")
+    jdcloud_url: str = Field("https://aiapi.jdcloud.com", description="an http(s) base URL")
+
+    provider_timeout: float = Field(
+        15.0, gt=0, le=300, description="seconds to wait for a provider, a number above 0"
+    )
+
+    database_url: str = Field("", description="an SQLAlchemy URL")
+    redis_url: str = Field("", description="a redis:// URL")
+    user_daily_limit: int = Field(0, ge=0, description="a whole number, 0 for no limit")
+
+    @field_validator("jumdata_url", "jdcloud_url", "huawei_check_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    def provider_for(self, operation: Operation) -> str:
+        return str(getattr(self, f"{operation.value}_provider"))
+
+    def credential_problems(self) -> list[str]:
+        """A chosen cloud provider without its credentials is a start-up error."""
+        needs: dict[str, list[tuple[str, str]]] = {
+            "jumdata": [
+                ("JUMDATA_APP_ID", self.jumdata_app_id),
+                ("JUMDATA_APP_SECRET", self.jumdata_app_secret.get_secret_value()),
+            ],
+            "huawei": [
+                ("HUAWEI_APP_KEY", self.huawei_app_key),
+                ("HUAWEI_APP_SECRET", self.huawei_app_secret.get_secret_value()),
+                ("HUAWEI_CHECK_URL", self.huawei_check_url),
+            ],
+            "jdcloud": [
+                ("JDCLOUD_ACCESS_KEY", self.jdcloud_access_key),
+                ("JDCLOUD_SECRET_KEY", self.jdcloud_secret_key.get_secret_value()),
+            ],
+        }
+        problems: list[str] = []
+        seen: set[str] = set()
+        for operation in Operation:
+            provider = self.provider_for(operation)
+            for variable, value in needs.get(provider, []):
+                if not value.strip() and variable not in seen:
+                    seen.add(variable)
+                    problems.append(
+                        f"{variable} is missing: {operation.value.upper()}_PROVIDER={provider} "
+                        f"needs it"
+                    )
+        return problems
+
+
+def describe_validation_error(error: ValidationError, model: type[BaseSettings]) -> list[str]:
+    """One line per bad variable: its name and what it expects, never its value."""
+    lines: list[str] = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        field = model.model_fields.get(name)
+        expected = field.description if field and field.description else item["msg"]
+        if item["type"] == "missing":
+            lines.append(f"{name.upper()} is missing: expected {expected}")
+        else:
+            lines.append(f"{name.upper()} is invalid: expected {expected}")
+    return lines
+
+
+AdminIds = Annotated[list[int], NoDecode]

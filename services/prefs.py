@@ -1,0 +1,26 @@
+"""Per-user preferences (the chosen language).
+
+Kept in memory for now; the storage layer replaces ``MemoryPreferences`` with a
+database-backed store of the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Preferences(Protocol):
+    async def get_locale(self, user_id: int) -> str | None: ...
+
+    async def set_locale(self, user_id: int, locale: str) -> None: ...
+
+
+class MemoryPreferences:
+    def __init__(self) -> None:
+        self._locales: dict[int, str] = {}
+
+    async def get_locale(self, user_id: int) -> str | None:
+        return self._locales.get(user_id)
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        self._locales[user_id] = locale
