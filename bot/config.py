@@ -6,6 +6,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from services.config import AdminIds, ServiceSettings, SettingsError, describe_validation_error
 
@@ -34,6 +35,8 @@ class Settings(ServiceSettings):
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise PydanticCustomError("missing", "Field required")
         if not _TOKEN.match(value.get_secret_value().strip()):
             raise ValueError("not a bot token")
         return SecretStr(value.get_secret_value().strip())

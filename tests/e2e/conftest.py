@@ -1,0 +1,86 @@
+"""The real bot, polling a fake Telegram server, with fake providers behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bot.app import create_bot, create_dispatcher
+from bot.config import Settings
+from services.facecheck import Services
+from tests.fakes.huawei import FakeHuaweiCheck
+from tests.fakes.jumdata import FakeJumdata
+from tests.fakes.telegram import FakeTelegram
+
+
+@dataclass
+class RunningBot:
+    settings: Settings
+    services: Services
+
+
+@contextlib.asynccontextmanager
+async def run_bot(tg: FakeTelegram, **settings: Any) -> AsyncIterator[RunningBot]:
+    """Start polling exactly as ``python -m bot`` does, minus signal handling."""
+    config = Settings(
+        _env_file=None,
+        bot_token=tg.token,
+        telegram_api_url=tg.base_url,
+        **settings,
+    )
+    services = Services.from_settings(config)
+    bot = create_bot(config)
+    dispatcher = create_dispatcher(config, services)
+    mark = len(tg.calls)
+    task = asyncio.create_task(
+        dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
+    )
+    try:
+        await tg.wait_for("getupdates", after=mark)
+        yield RunningBot(config, services)
+    finally:
+        with contextlib.suppress(RuntimeError):
+            await dispatcher.stop_polling()
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+async def jumdata() -> AsyncIterator[FakeJumdata]:
+    async with FakeJumdata() as server:
+        yield server
+
+
+@pytest.fixture
+async def huawei() -> AsyncIterator[FakeHuaweiCheck]:
+    async with FakeHuaweiCheck() as server:
+        yield server
+
+
+@pytest.fixture
+async def jumdata_bot(tg: FakeTelegram, jumdata: FakeJumdata) -> AsyncIterator[RunningBot]:
+    async with run_bot(
+        tg,
+        check_provider="jumdata",
+        jumdata_app_id=jumdata.app_id,
+        jumdata_app_secret=jumdata.app_secret,
+        jumdata_url=jumdata.base_url,
+        provider_timeout=2,
+    ) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _capture_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
