@@ -1,0 +1,624 @@
+"""Checking user photos and fitting them to what a provider accepts.
+
+A photo from a chat is untrusted bytes: it may be no image, an animation, a
+decompression bomb or a truncated upload. ``inspect_image`` refuses those before
+anything decodes the full pixel array. ``prepare_image`` then sends the original
+bytes whenever the provider takes them as they are, because the ID-photo check
+reads DPI, format and file size from the file itself; only when the photo breaks
+a provider limit is it re-encoded, and only as far as that limit needs.
+
+Everything here is CPU-bound and synchronous; the ``*_async`` wrappers move it
+off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import pillow_heif
+from PIL import ExifTags, Image, ImageFile, JpegImagePlugin, UnidentifiedImageError
+
+from services.errors import ImageError, ImageProblem
+
+log = logging.getLogger(__name__)
+
+pillow_heif.register_heif_opener()
+
+MAX_DOWNLOAD_BYTES: Final = 20 * 1024 * 1024  # Telegram Bot API getFile limit
+# Larger is treated as a decompression bomb (phones top out near 50 MP).
+MAX_PIXELS: Final = 60_000_000
+
+# Pillow format names accepted from users. GIF only when it is a single frame.
+ACCEPTED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "HEIF", "GIF"})
+
+# Formats whose extra frames are not an animation: MPO keeps a preview or depth
+# image after the photo, HEIF may hold more images than its primary one.
+_STILL_MULTI_FRAME: Final = frozenset({"MPO", "HEIF"})
+
+# What ``prepare_image`` can write.
+_WRITABLE: Final = frozenset({"JPEG", "PNG", "BMP"})
+
+_FILE_TYPES: Final[dict[str, tuple[str, str]]] = {
+    "JPEG": ("image/jpeg", "jpg"),
+    "MPO": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+    "BMP": ("image/bmp", "bmp"),
+    "WEBP": ("image/webp", "webp"),
+    "GIF": ("image/gif", "gif"),
+    "HEIF": ("image/heif", "heic"),
+}
+
+# EXIF orientation -> the transposition that shows the photo upright (as ImageOps.exif_transpose).
+_UPRIGHT: Final[dict[int, Image.Transpose]] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES: Final = frozenset({5, 6, 7, 8})
+
+_JPEG_FIRST_QUALITY: Final = 95
+_JPEG_QUALITY_STEPS: Final = (92, 88, 84, 80)
+_SCALE_STEP: Final = 0.85
+_MAX_SCALE_STEPS: Final = 8
+# 4:4:4 chroma below this: ID photos are small and their colour edges matter.
+_FULL_CHROMA_MAX_PIXELS: Final = 4_000_000
+_SUBSAMPLING_420: Final = 2
+_SUBSAMPLING_444: Final = 0
+
+# Re-encoded files carry no camera EXIF (GPS, serials), only "upright".
+_EXIF_UPRIGHT: Final = Image.Exif()
+_EXIF_UPRIGHT[ExifTags.Base.Orientation] = 1
+_EXIF_UPRIGHT_BYTES: Final = _EXIF_UPRIGHT.tobytes()
+
+# Image.open is made strict about Pillow's bomb warning only inside this lock,
+# so concurrent opens never save and restore the warning filters over each other.
+_OPEN_LOCK = threading.Lock()
+
+
+class Change(StrEnum):
+    """What ``prepare_image`` did to a photo; none means the original bytes were sent."""
+
+    ROTATED = "rotated"  # EXIF orientation applied to the pixels
+    CONVERTED = "converted"  # written in another format
+    REDUCED = "reduced"  # fewer pixels, or recompressed to fit a byte limit
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """What one provider accepts untouched."""
+
+    max_bytes: int
+    max_side: int
+    min_side: int
+    formats: frozenset[str]
+    max_base64_chars: int | None = None
+
+    @property
+    def byte_cap(self) -> int:
+        """The largest file that meets both the byte and the base64 limit."""
+        if self.max_base64_chars is None:
+            return self.max_bytes
+        # 4 * ceil(n / 3) <= m  <=>  n <= 3 * (m // 4)
+        return min(self.max_bytes, 3 * (self.max_base64_chars // 4))
+
+
+# Seed 001: under 6 MB, at most 2500 px a side.
+CHECK_LIMITS_JUMDATA = ImageLimits(
+    max_bytes=6 * 1024 * 1024 - 1,
+    max_side=2500,
+    min_side=100,
+    formats=frozenset({"JPEG", "PNG", "BMP"}),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """A photo as the user sent it; width and height as displayed (after EXIF orientation)."""
+
+    format: str
+    width: int
+    height: int
+    file_size: int
+    orientation: int  # EXIF 1..8, 1 when absent
+    dpi: tuple[float, float] | None
+    mode: str
+    has_alpha: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedImage:
+    """The bytes to send to a provider, and what was done to get them."""
+
+    data: bytes
+    format: str
+    width: int
+    height: int
+    original: ImageInfo
+    changes: frozenset[Change]
+
+    @property
+    def mime_type(self) -> str:
+        return _FILE_TYPES.get(self.format, ("application/octet-stream", ""))[0]
+
+    @property
+    def extension(self) -> str:
+        return _FILE_TYPES.get(self.format, ("", self.format.lower()))[1]
+
+    @property
+    def file_name(self) -> str:
+        return f"photo.{self.extension}"
+
+    @property
+    def untouched(self) -> bool:
+        return not self.changes
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def inspect_image(data: bytes) -> ImageInfo:
+    """Refuse what no provider should see; raises ``ImageError``."""
+    return _inspect(data)[0]
+
+
+def _inspect(data: bytes) -> tuple[ImageInfo, Image.Image | None]:
+    """Inspect and verify; also return the decoded full-size image when one was made.
+
+    JPEGs are verified at 1/8 scale, so for them nothing reusable is returned.
+    """
+    im = _open_still(data, allow_animation=False)
+    fmt = im.format or ""
+    mode = im.mode
+    has_alpha = "A" in im.getbands() or "transparency" in im.info
+    stored_width, stored_height = im.size
+    decoded = _verify_decodes(im)
+
+    orientation = _orientation(im)
+    width, height = stored_width, stored_height
+    dpi = _dpi(im.info.get("dpi"))
+    if orientation in _SWAPS_SIDES and _needs_transpose(fmt, orientation) is not None:
+        width, height = height, width
+        dpi = (dpi[1], dpi[0]) if dpi is not None else None
+    info = ImageInfo(
+        format=fmt,
+        width=width,
+        height=height,
+        file_size=len(data),
+        orientation=orientation,
+        dpi=dpi,
+        mode=mode,
+        has_alpha=has_alpha,
+    )
+    return info, decoded
+
+
+def _open_still(data: bytes, *, allow_animation: bool) -> ImageFile.ImageFile:
+    """Size, format, animation and pixel-count gates; reads headers only."""
+    if len(data) > MAX_DOWNLOAD_BYTES:
+        raise ImageError(
+            ImageProblem.FILE_TOO_BIG, size=len(data), limit_mb=MAX_DOWNLOAD_BYTES // (1024 * 1024)
+        )
+    im = _open_header(data)
+    fmt = im.format or ""
+    if fmt not in ACCEPTED_FORMATS:
+        raise ImageError(ImageProblem.UNSUPPORTED_FORMAT, format=fmt or "unknown")
+    if not allow_animation and _is_animated(im):
+        raise ImageError(ImageProblem.ANIMATED, format=fmt)
+    width, height = im.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(ImageProblem.TOO_MANY_PIXELS, width=width, height=height)
+    if width <= 0 or height <= 0:
+        raise ImageError(ImageProblem.CORRUPT, f"{fmt} declares size {width}x{height}")
+    return im
+
+
+def _open_header(data: bytes) -> ImageFile.ImageFile:
+    """``Image.open`` with Pillow's bomb warning raised as an error for this call only."""
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        width, height = _declared_size(data) or (0, 0)
+        raise ImageError(
+            ImageProblem.TOO_MANY_PIXELS, str(exc), width=width, height=height
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(ImageProblem.NOT_IMAGE, str(exc)) from exc
+    except Exception as exc:  # a plugin took the header and then failed on it
+        raise ImageError(ImageProblem.CORRUPT, f"header: {exc!r}") from exc
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """The size a bomb declares, for the user message.
+
+    Pillow refuses to return such an image at all, so ask its registered
+    openers directly, as ``Image.open`` does, minus the bomb check. Header only.
+    """
+    Image.init()
+    prefix = data[:16]
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            if accept is not None:
+                verdict = accept(prefix)
+                if isinstance(verdict, str) or not verdict:
+                    continue
+            return factory(io.BytesIO(data), "").size
+        except Exception:  # the next opener may know the format
+            continue
+    return None
+
+
+def _is_animated(im: ImageFile.ImageFile) -> bool:
+    if im.format in _STILL_MULTI_FRAME:
+        return False
+    try:
+        return bool(getattr(im, "is_animated", False))
+    except Exception as exc:  # GIF finds its frames by walking the file
+        raise ImageError(ImageProblem.CORRUPT, f"frames: {exc!r}") from exc
+
+
+def _verify_decodes(im: ImageFile.ImageFile) -> Image.Image | None:
+    """Decode the whole file once so a truncated upload fails here, not at the provider.
+
+    JPEG decodes at 1/8 scale: libjpeg still reads every scan but skips most of
+    the work and memory. Other formats decode fully and the result is returned
+    for reuse.
+    """
+    try:
+        if isinstance(im, JpegImagePlugin.JpegImageFile):
+            im.draft("L", (1, 1))
+            im.load()
+            return None
+        im.load()
+        return im
+    except Exception as exc:  # any decoder failure on untrusted bytes means the same to the user
+        raise ImageError(ImageProblem.CORRUPT, f"decode: {exc!r}") from exc
+
+
+def _orientation(im: Image.Image) -> int:
+    if im.format == "HEIF":
+        # pillow_heif applies the rotation while decoding and resets the EXIF tag;
+        # it keeps what the file said here.
+        value: Any = im.info.get("original_orientation") or 1
+    else:
+        try:
+            value = im.getexif().get(ExifTags.Base.Orientation, 1)
+        except Exception:  # broken EXIF must not cost the photo
+            log.debug("unreadable EXIF", exc_info=True)
+            value = 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _needs_transpose(fmt: str, orientation: int) -> Image.Transpose | None:
+    """The transposition still to apply to decoded pixels (HEIF arrives upright)."""
+    if fmt == "HEIF":
+        return None
+    return _UPRIGHT.get(orientation)
+
+
+def _dpi(value: Any) -> tuple[float, float] | None:
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        return None
+    try:
+        x, y = float(value[0]), float(value[1])
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(x) and math.isfinite(y)) or x <= 0 or y <= 0:
+        return None
+    return (x, y)
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def prepare_image(data: bytes, limits: ImageLimits) -> PreparedImage:
+    """The original bytes when ``limits`` allow them, else the least re-encoding that fits."""
+    info, decoded = _inspect(data)
+    if min(info.width, info.height) < limits.min_side:
+        raise ImageError(
+            ImageProblem.TOO_SMALL, width=info.width, height=info.height, min_side=limits.min_side
+        )
+    if (
+        info.format in limits.formats
+        and info.orientation == 1
+        and len(data) <= limits.byte_cap
+        and max(info.width, info.height) <= limits.max_side
+    ):
+        return PreparedImage(
+            data=data,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            original=info,
+            changes=frozenset(),
+        )
+    return _reencode(data, info, decoded, limits)
+
+
+async def prepare_image_async(data: bytes, limits: ImageLimits) -> PreparedImage:
+    return await asyncio.to_thread(prepare_image, data, limits)
+
+
+@dataclass(frozen=True, slots=True)
+class _JpegTables:
+    """The source JPEG's own quantisation, to re-encode at the quality it had."""
+
+    qtables: dict[int, list[int]]
+    subsampling: int
+
+
+def _reencode(
+    data: bytes, info: ImageInfo, decoded: Image.Image | None, limits: ImageLimits
+) -> PreparedImage:
+    target = _fit_side(info.width, info.height, limits.max_side)
+    img, tables, source_icc = _decode_upright(data, info, decoded, target)
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+    img = _normalise_mode(img)
+    transparent = img.mode == "RGBA" and _has_real_transparency(img)
+    if img.mode == "RGBA" and not transparent:
+        img = img.convert("RGB")
+
+    out_format = _output_format(info.format, limits.formats, transparent)
+    byte_cap = limits.byte_cap
+
+    changes: set[Change] = set()
+    if info.orientation != 1:
+        changes.add(Change.ROTATED)
+    if target != (info.width, info.height) or len(data) > byte_cap:
+        changes.add(Change.REDUCED)
+
+    for fmt, candidate, params in _attempts(img, out_format, limits, transparent, tables):
+        icc = _matching_icc(source_icc, candidate.mode)
+        encoded = _encode(candidate, fmt, params, _scaled_dpi(info, candidate.size), icc)
+        if len(encoded) > byte_cap:
+            log.debug(
+                "%s %s %s: %d > %d bytes", fmt, candidate.size, params, len(encoded), byte_cap
+            )
+            continue
+        if fmt != info.format:
+            changes.add(Change.CONVERTED)
+        if candidate.size != (info.width, info.height):
+            changes.add(Change.REDUCED)
+        return PreparedImage(
+            data=encoded,
+            format=fmt,
+            width=candidate.size[0],
+            height=candidate.size[1],
+            original=info,
+            changes=frozenset(changes),
+        )
+    raise ImageError(ImageProblem.CANNOT_FIT, max_bytes=limits.max_bytes, max_side=limits.max_side)
+
+
+def _fit_side(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size that fits ``max_side`` with the aspect ratio kept; never enlarges."""
+    if max(width, height) <= max_side:
+        return (width, height)
+    if width >= height:
+        return (max_side, max(1, round(height * max_side / width)))
+    return (max(1, round(width * max_side / height)), max_side)
+
+
+def _decode_upright(
+    data: bytes, info: ImageInfo, decoded: Image.Image | None, target: tuple[int, int]
+) -> tuple[Image.Image, _JpegTables | None, bytes | None]:
+    """Decode at no more than twice ``target`` (JPEG draft) and turn upright.
+
+    Also returns the source's JPEG tables and ICC profile, read before any copy drops them.
+    """
+    transpose = _needs_transpose(info.format, info.orientation)
+    tables: _JpegTables | None = None
+    try:
+        if decoded is None:
+            im = _open_header(data)
+            if isinstance(im, JpegImagePlugin.JpegImageFile):
+                tables = _jpeg_tables(im)
+                want = target
+                if info.orientation in _SWAPS_SIDES and transpose is not None:
+                    want = (target[1], target[0])
+                if want != im.size:
+                    im.draft(None, (want[0] * 2, want[1] * 2))
+            im.load()
+            img: Image.Image = im
+        else:
+            img = decoded
+        icc = img.info.get("icc_profile")
+        if transpose is not None:
+            img = img.transpose(transpose)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(ImageProblem.CORRUPT, f"decode: {exc!r}") from exc
+    return img, tables, icc if isinstance(icc, bytes) and icc else None
+
+
+def _jpeg_tables(im: JpegImagePlugin.JpegImageFile) -> _JpegTables | None:
+    """Colour JPEG quantisation as Pillow can write it back; ``None`` when unusable."""
+    quantization = getattr(im, "quantization", None)
+    if im.mode != "RGB" or not quantization or len(quantization) < 2:
+        return None
+    subsampling = JpegImagePlugin.get_sampling(im)
+    return _JpegTables(
+        qtables={k: list(v) for k, v in quantization.items()},
+        subsampling=subsampling if subsampling >= 0 else _SUBSAMPLING_420,
+    )
+
+
+def _normalise_mode(img: Image.Image) -> Image.Image:
+    """Bring any decoded mode to RGB, RGBA or L, the modes every writer here takes."""
+    mode = img.mode
+    if "transparency" in img.info and mode in ("P", "L", "RGB"):
+        return img.convert("RGBA")
+    if mode in ("RGB", "RGBA", "L"):
+        return img
+    if mode.startswith("I"):
+        # 16-bit grey: scale down, a plain convert("L") would clip to white.
+        return img.convert("I").point(lambda v: v / 256).convert("L")
+    if mode in ("LA", "La", "PA", "RGBa"):
+        return img.convert("RGBA")
+    if mode == "1":
+        return img.convert("L")
+    return img.convert("RGB")
+
+
+def _has_real_transparency(img: Image.Image) -> bool:
+    low, _ = img.getchannel("A").getextrema()
+    return bool(low < 255)
+
+
+def _output_format(source: str, accepted: frozenset[str], transparent: bool) -> str:
+    if source in accepted and source in _WRITABLE:
+        return source
+    if transparent and "PNG" in accepted:
+        return "PNG"
+    for fmt in ("JPEG", "PNG", "BMP"):
+        if fmt in accepted:
+            return fmt
+    raise ValueError(f"no writable format among {sorted(accepted)}")
+
+
+def _attempts(
+    img: Image.Image,
+    out_format: str,
+    limits: ImageLimits,
+    transparent: bool,
+    tables: _JpegTables | None,
+) -> Iterator[tuple[str, Image.Image, dict[str, Any]]]:
+    """Encodings to try, least lossy first; a bounded list so a hopeless photo ends."""
+    fmt = out_format
+    if fmt != "JPEG":
+        yield fmt, img, {}
+        if not transparent and "JPEG" in limits.formats:
+            fmt = "JPEG"  # an opaque photo too big as lossless: JPEG before fewer pixels
+    if fmt == "JPEG":
+        rgb = _flatten(img)
+        first: dict[str, Any]
+        if tables is not None:  # the quality the photo already had
+            first = {"qtables": tables.qtables, "subsampling": tables.subsampling}
+        else:
+            full_chroma = rgb.width * rgb.height <= _FULL_CHROMA_MAX_PIXELS
+            first = {
+                "quality": _JPEG_FIRST_QUALITY,
+                "subsampling": _SUBSAMPLING_444 if full_chroma else _SUBSAMPLING_420,
+            }
+        yield fmt, rgb, first
+        for quality in _JPEG_QUALITY_STEPS:
+            yield fmt, rgb, {"quality": quality, "subsampling": _SUBSAMPLING_420}
+        img = rgb
+    last: dict[str, Any] = {}
+    if fmt == "JPEG":
+        last = {"quality": _JPEG_QUALITY_STEPS[-1], "subsampling": _SUBSAMPLING_420}
+    for step in range(1, _MAX_SCALE_STEPS + 1):
+        factor = _SCALE_STEP**step
+        size = (max(1, round(img.width * factor)), max(1, round(img.height * factor)))
+        if min(size) < limits.min_side:
+            return
+        yield fmt, img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0), last
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """RGB for JPEG; transparency goes onto white, the usual ID-photo background."""
+    if img.mode == "RGBA":
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        background.alpha_composite(img)
+        return background.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _matching_icc(icc: bytes | None, mode: str) -> bytes | None:
+    """Keep the profile only when it describes the pixels written (no CMYK profile on RGB)."""
+    if icc is None or len(icc) < 20:
+        return None
+    space = icc[16:20]
+    if mode in ("RGB", "RGBA") and space == b"RGB ":
+        return icc
+    if mode == "L" and space == b"GRAY":
+        return icc
+    return None
+
+
+def _scaled_dpi(info: ImageInfo, size: tuple[int, int]) -> tuple[float, float] | None:
+    """DPI that keeps the printed size in mm: fewer pixels over the same width."""
+    if info.dpi is None:
+        return None
+    return (info.dpi[0] * size[0] / info.width, info.dpi[1] * size[1] / info.height)
+
+
+def _encode(
+    img: Image.Image,
+    fmt: str,
+    params: dict[str, Any],
+    dpi: tuple[float, float] | None,
+    icc: bytes | None,
+) -> bytes:
+    """Write ``img`` with only the metadata chosen here (no camera EXIF carried over)."""
+    img.info = {}  # resize/convert copy info; comments, XMP, EXIF must not leak through
+    options: dict[str, Any] = dict(params)
+    if dpi is not None:
+        options["dpi"] = dpi
+    if fmt in ("JPEG", "PNG"):
+        options["exif"] = _EXIF_UPRIGHT_BYTES
+        if icc is not None:
+            options["icc_profile"] = icc
+    if fmt == "JPEG":
+        options["optimize"] = True
+    buffer = io.BytesIO()
+    try:
+        img.save(buffer, format=fmt, **options)
+    except OSError:
+        if not options.get("optimize"):
+            raise
+        # libjpeg's optimising pass must hold the whole file in a buffer Pillow sizes
+        # by guess (1-2 bytes a pixel); very noisy photos overflow it.
+        options["optimize"] = False
+        buffer = io.BytesIO()
+        img.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def open_for_drawing(data: bytes, max_side: int) -> Image.Image:
+    """An upright RGB copy no larger than ``max_side``, decoded as cheaply as the format allows."""
+    if max_side < 1:
+        raise ValueError("max_side must be positive")
+    im = _open_still(data, allow_animation=True)  # drawing uses the first frame
+    fmt = im.format or ""
+    try:
+        orientation = _orientation(im)
+        transpose = _needs_transpose(fmt, orientation)
+        width, height = im.size
+        if transpose is not None and orientation in _SWAPS_SIDES:
+            width, height = height, width
+        target = _fit_side(width, height, max_side)
+        if isinstance(im, JpegImagePlugin.JpegImageFile) and target != (width, height):
+            swapped = transpose is not None and orientation in _SWAPS_SIDES
+            im.draft("RGB", (target[1], target[0]) if swapped else target)
+        im.load()
+        img: Image.Image = im
+        if transpose is not None:
+            img = img.transpose(transpose)
+        img = _flatten(_normalise_mode(img))
+        if img.size != target:
+            img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    except Exception as exc:
+        raise ImageError(ImageProblem.CORRUPT, f"decode: {exc!r}") from exc
+    return img
