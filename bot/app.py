@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from html import escape
+
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -28,8 +29,9 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 
 
 def create_bot(settings: Settings) -> Bot:
-    server = TelegramAPIServer.from_base(settings.telegram_api_url,
-                                         is_local=settings.telegram_api_local)
+    server = TelegramAPIServer.from_base(
+        settings.telegram_api_url, is_local=settings.telegram_api_local
+    )
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=AiohttpSession(api=server),

@@ -40,7 +40,8 @@ def languages(current: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for locale in LOCALES:
         mark = "✓ " if locale == current else ""
-        builder.button(text=mark + LANGUAGE_NAMES[locale],
-                       callback_data=LanguageChoice(locale=locale))
+        builder.button(
+            text=mark + LANGUAGE_NAMES[locale], callback_data=LanguageChoice(locale=locale)
+        )
     builder.adjust(3)
     return builder.as_markup()

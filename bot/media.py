@@ -34,8 +34,9 @@ def image_ref(message: Message | None, *, any_document: bool = True) -> ImageRef
     if message is None:
         return None
     if message.photo:
-        largest = max(message.photo, key=lambda size: (size.width * size.height,
-                                                       size.file_size or 0))
+        largest = max(
+            message.photo, key=lambda size: (size.width * size.height, size.file_size or 0)
+        )
         return ImageRef(largest.file_id, largest.file_size, as_document=False)
     document = message.document
     if document is not None:

@@ -60,13 +60,15 @@ def _mark(outcome: RuleOutcome | None) -> str:
 
 
 def _rule_text(outcome: RuleOutcome) -> str:
-    """"face width 0.48, needs at least 0.51": which value broke which bound."""
+    """ "face width 0.48, needs at least 0.51": which value broke which bound."""
     name = FIELD_NAMES[outcome.rule.field]()
     if outcome.broken is Side.LOW:
         return _("check.rule.below").format(
-            name=name, value=fmt(outcome.value), bound=fmt(outcome.rule.low))
+            name=name, value=fmt(outcome.value), bound=fmt(outcome.rule.low)
+        )
     return _("check.rule.above").format(
-        name=name, value=fmt(outcome.value), bound=fmt(outcome.rule.high))
+        name=name, value=fmt(outcome.value), bound=fmt(outcome.rule.high)
+    )
 
 
 def reason_lines(result: CheckResult) -> list[str]:
@@ -105,7 +107,9 @@ def _join(parts: Iterable[str]) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def _value(label: str, value: float | None, outcome: RuleOutcome | None = None, unit: str = "") -> str:
+def _value(
+    label: str, value: float | None, outcome: RuleOutcome | None = None, unit: str = ""
+) -> str:
     if value is None:
         return ""
     return f"{label} {fmt(value)}{unit}{_mark(outcome)}"
@@ -114,37 +118,48 @@ def _value(label: str, value: float | None, outcome: RuleOutcome | None = None, 
 def measurement_lines(m: Measurements) -> list[str]:
     o = evaluate(m)
     lines: list[str] = []
-    face = _join([
-        _value(_("values.face_x_center"), m.face_x_center, o.get("face_x_center")),
-        _value(_("values.face_width"), m.face_x_occupy, o.get("face_x_occupy")),
-        _value(_("values.eyes_y"), m.eyes_y_center, o.get("eyes_y_center")),
-        _value(_("values.head_top"), m.head_top),
-        _value(_("values.chin"), m.head_chin_y),
-    ])
+    face = _join(
+        [
+            _value(_("values.face_x_center"), m.face_x_center, o.get("face_x_center")),
+            _value(_("values.face_width"), m.face_x_occupy, o.get("face_x_occupy")),
+            _value(_("values.eyes_y"), m.eyes_y_center, o.get("eyes_y_center")),
+            _value(_("values.head_top"), m.head_top),
+            _value(_("values.chin"), m.head_chin_y),
+        ]
+    )
     if face:
         lines.append(_("values.face") + ": " + face)
     if m.head_pose is not None:
         pose = m.head_pose
-        lines.append(_("values.head_pose").format(
-            yaw=fmt(pose.yaw), pitch=fmt(pose.pitch), roll=fmt(pose.roll)))
-    features = _join([
-        _value(_("values.eyes_open"), m.eyes_close, o.get("eyes_close")),
-        _value(_("values.mouth_closed"), m.mouth_close, o.get("mouth_close")),
-        _value(_("values.shoulders"), m.shoulder_equal, o.get("shoulder_equal")),
-        _value(_("values.uncovered"), m.face_occlusion, o.get("face_occlusion")),
-    ])
+        lines.append(
+            _("values.head_pose").format(
+                yaw=fmt(pose.yaw), pitch=fmt(pose.pitch), roll=fmt(pose.roll)
+            )
+        )
+    features = _join(
+        [
+            _value(_("values.eyes_open"), m.eyes_close, o.get("eyes_close")),
+            _value(_("values.mouth_closed"), m.mouth_close, o.get("mouth_close")),
+            _value(_("values.shoulders"), m.shoulder_equal, o.get("shoulder_equal")),
+            _value(_("values.uncovered"), m.face_occlusion, o.get("face_occlusion")),
+        ]
+    )
     if features:
         lines.append(features)
     if m.glasses:
-        glasses = {"no_glasses": _("values.glasses.none"),
-                   "normal_glasses": _("values.glasses.normal"),
-                   "dark_glasses": _("values.glasses.dark")}.get(m.glasses, escape(m.glasses))
+        glasses = {
+            "no_glasses": _("values.glasses.none"),
+            "normal_glasses": _("values.glasses.normal"),
+            "dark_glasses": _("values.glasses.dark"),
+        }.get(m.glasses, escape(m.glasses))
         lines.append(_("values.glasses") + ": " + glasses)
-    light = _join([
-        _value(_("values.sharpness"), m.face_blur),
-        _value(_("values.brightness"), m.face_darkillum, o.get("face_darkillum")),
-        _value(_("values.evenness"), m.face_unbalance, o.get("face_unbalance")),
-    ])
+    light = _join(
+        [
+            _value(_("values.sharpness"), m.face_blur),
+            _value(_("values.brightness"), m.face_darkillum, o.get("face_darkillum")),
+            _value(_("values.evenness"), m.face_unbalance, o.get("face_unbalance")),
+        ]
+    )
     if light:
         lines.append(light)
     background: list[str] = []
@@ -176,11 +191,17 @@ def measurement_lines(m: Measurements) -> list[str]:
 def change_notes(image: PreparedImage) -> list[str]:
     notes: list[str] = []
     if Change.REDUCED in image.changes:
-        notes.append(_("image.note.reduced").format(
-            ow=image.original.width, oh=image.original.height, w=image.width, h=image.height))
+        notes.append(
+            _("image.note.reduced").format(
+                ow=image.original.width, oh=image.original.height, w=image.width, h=image.height
+            )
+        )
     if Change.CONVERTED in image.changes:
-        notes.append(_("image.note.converted").format(
-            source=escape(image.original.format), target=escape(image.format)))
+        notes.append(
+            _("image.note.converted").format(
+                source=escape(image.original.format), target=escape(image.format)
+            )
+        )
     if Change.ROTATED in image.changes:
         notes.append(_("image.note.rotated"))
     return notes
@@ -212,8 +233,11 @@ def check_report(result: CheckResult, image: PreparedImage, *, compressed: bool)
 def error_text(error: ServiceError) -> str:
     text = _(error.message_id).format_map(_safe_values(error))
     if isinstance(error, ProviderError) and error.code is not None:
-        text += "\n<i>" + _("error.code").format(provider=escape(error.provider),
-                                                  code=escape(str(error.code))) + "</i>"
+        text += (
+            "\n<i>"
+            + _("error.code").format(provider=escape(error.provider), code=escape(str(error.code)))
+            + "</i>"
+        )
     return text
 
 
@@ -259,4 +283,3 @@ def _pack(sections: list[str]) -> list[str]:
         else:
             messages.append(section[:TEXT_LIMIT])
     return messages
-

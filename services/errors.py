@@ -51,9 +51,7 @@ _IMAGE_MESSAGES: dict[ImageProblem, str] = {
 class ImageError(ServiceError):
     """The input is not a photo we can send anywhere; no provider is called."""
 
-    def __init__(
-        self, problem: ImageProblem, detail: str = "", **values: Any
-    ) -> None:
+    def __init__(self, problem: ImageProblem, detail: str = "", **values: Any) -> None:
         super().__init__(detail or problem.value, values=values)
         self.problem = problem
         self.message_id = _IMAGE_MESSAGES[problem]
@@ -65,8 +63,10 @@ class OperationUnavailable(ServiceError):
     message_id = N_("error.operation_unavailable")
 
     def __init__(self, operation: str, provider: str) -> None:
-        super().__init__(f"{operation} via {provider} is not available",
-                         values={"operation": operation, "provider": provider})
+        super().__init__(
+            f"{operation} via {provider} is not available",
+            values={"operation": operation, "provider": provider},
+        )
         self.operation = operation
         self.provider = provider
 

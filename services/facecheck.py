@@ -47,8 +47,12 @@ class CheckService:
         result = await self.provider.check(image)
         log.info(
             "check via %s: pass=%s reasons=%d charged=%s task=%s in %.0f ms",
-            result.provider, result.passed, len(result.reasons), result.charged,
-            result.task_no, (time.perf_counter() - started) * 1000,
+            result.provider,
+            result.passed,
+            len(result.reasons),
+            result.charged,
+            result.task_no,
+            (time.perf_counter() - started) * 1000,
         )
         annotated = await annotate_check_async(image, result)
         return CheckOutcome(result=result, image=image, annotated=annotated)

@@ -6,5 +6,5 @@ locale's catalogue and the bot renders it in the user's language.
 """
 
 
-def N_(message_id: str) -> str:  # noqa: N802 - gettext's conventional name
+def N_(message_id: str) -> str:
     return message_id

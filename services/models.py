@@ -183,7 +183,7 @@ def _coerce(name: str, unit: Unit, value: Any) -> Any:
         if isinstance(value, list | tuple) and len(value) == 3:
             parts = [_number(v) for v in value]
             if all(p is not None for p in parts):
-                return tuple(int(round(min(255.0, max(0.0, p)))) for p in parts)  # type: ignore[arg-type]
+                return tuple(round(min(255.0, max(0.0, p))) for p in parts)  # type: ignore[arg-type]
         return None
     if unit in (Unit.PIXELS,):
         pair = _pair(value)
@@ -226,5 +226,6 @@ class CheckResult:
     provider: str
     charged: bool
     task_no: str | None = None
-    # Rules this provider cannot judge (the local engine); shown so "not checked" never reads as "passed".
+    # Rules this provider cannot judge (the local engine): listed so that
+    # "not checked" never reads as "passed".
     not_checked: tuple[str, ...] = ()

@@ -38,16 +38,39 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule("face_unbalance", 50, None, "光照不均匀", None, N_("reason.uneven_lighting"), None),
-    Rule("face_x_occupy", 0.51, 0.64, "脸部太小", "脸部太大",
-         N_("reason.face_too_small"), N_("reason.face_too_large")),
+    Rule(
+        "face_x_occupy",
+        0.51,
+        0.64,
+        "脸部太小",
+        "脸部太大",
+        N_("reason.face_too_small"),
+        N_("reason.face_too_large"),
+    ),
     Rule("face_occlusion", 80, None, "脸部被遮挡", None, N_("reason.face_covered"), None),
-    Rule("shoulder_equal", 50, None, "两侧肩膀姿态不佳", None, N_("reason.shoulders_not_level"), None),
+    Rule(
+        "shoulder_equal", 50, None, "两侧肩膀姿态不佳", None, N_("reason.shoulders_not_level"), None
+    ),
     Rule("eyes_close", 80, None, "闭眼", None, N_("reason.eyes_closed"), None),
-    Rule("eyes_y_center", 0.33, 0.62, "脸部太靠上", "脸部太靠下",
-         N_("reason.face_too_high"), N_("reason.face_too_low")),
+    Rule(
+        "eyes_y_center",
+        0.33,
+        0.62,
+        "脸部太靠上",
+        "脸部太靠下",
+        N_("reason.face_too_high"),
+        N_("reason.face_too_low"),
+    ),
     Rule("mouth_close", 60, None, "嘴巴张开过大", None, N_("reason.mouth_open"), None),
-    Rule("face_x_center", 0.47, 0.525, "脸部太靠左", "脸部太靠右",
-         N_("reason.face_too_far_left"), N_("reason.face_too_far_right")),
+    Rule(
+        "face_x_center",
+        0.47,
+        0.525,
+        "脸部太靠左",
+        "脸部太靠右",
+        N_("reason.face_too_far_left"),
+        N_("reason.face_too_far_right"),
+    ),
     Rule("background_clean", 60, None, "背景杂乱", None, N_("reason.background_cluttered"), None),
     Rule("face_darkillum", 60, None, "照片过暗", None, N_("reason.too_dark"), None),
 )

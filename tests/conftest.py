@@ -32,14 +32,21 @@ def fragment(locale: str, message_id: str) -> str:
     return max(parts, key=len).strip()
 
 
-def portrait_jpeg(width: int = 600, height: int = 800, *, dpi: int | None = 300,
-                  background: tuple[int, int, int] = (60, 144, 232), quality: int = 92) -> bytes:
+def portrait_jpeg(
+    width: int = 600,
+    height: int = 800,
+    *,
+    dpi: int | None = 300,
+    background: tuple[int, int, int] = (60, 144, 232),
+    quality: int = 92,
+) -> bytes:
     """A simple ID-photo-like picture: plain background, a head and shoulders."""
     image = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(image)
     cx = width // 2
-    draw.ellipse([cx - width * 0.18, height * 0.18, cx + width * 0.18, height * 0.62],
-                 fill=(224, 180, 150))
+    draw.ellipse(
+        [cx - width * 0.18, height * 0.18, cx + width * 0.18, height * 0.62], fill=(224, 180, 150)
+    )
     draw.rectangle([cx - width * 0.4, height * 0.7, cx + width * 0.4, height], fill=(40, 40, 60))
     buffer = io.BytesIO()
     kwargs = {"dpi": (dpi, dpi)} if dpi else {}

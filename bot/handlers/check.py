@@ -47,8 +47,15 @@ async def run_check(message: Message, image: ImageRef, bot: Bot, services: Servi
 def _log_failure(message: Message, error: ServiceError) -> None:
     user = message.from_user.id if message.from_user else None
     if isinstance(error, ProviderError):
-        log.warning("check for user %s: %s code=%s charged=%s msg=%r task=%s", user,
-                    error.provider, error.code, error.charged, error.provider_msg, error.task_no)
+        log.warning(
+            "check for user %s: %s code=%s charged=%s msg=%r task=%s",
+            user,
+            error.provider,
+            error.code,
+            error.charged,
+            error.provider_msg,
+            error.task_no,
+        )
     elif isinstance(error, ImageError):
         log.info("check for user %s: refused input: %s", user, error.problem.value)
     else:
@@ -58,14 +65,19 @@ def _log_failure(message: Message, error: ServiceError) -> None:
 async def _unavailable(message: Message, services: Services) -> bool:
     if services.check.available:
         return False
-    await message.reply(error_text(
-        OperationUnavailable(Operation.CHECK.value, services.check.provider.name)))
+    await message.reply(
+        error_text(OperationUnavailable(Operation.CHECK.value, services.check.provider.name))
+    )
     return True
 
 
 @router.message(Command("check"), HasImage())
 async def on_check_with_photo(
-    message: Message, image: ImageRef, bot: Bot, services: Services, state: FSMContext,
+    message: Message,
+    image: ImageRef,
+    bot: Bot,
+    services: Services,
+    state: FSMContext,
     album: list[Message] | None = None,
 ) -> None:
     await state.clear()
@@ -82,7 +94,11 @@ async def on_check_with_photo(
 
 @router.message(Command("check"), RepliesToImage())
 async def on_check_reply(
-    message: Message, image: ImageRef, image_message: Message, bot: Bot, services: Services,
+    message: Message,
+    image: ImageRef,
+    image_message: Message,
+    bot: Bot,
+    services: Services,
     state: FSMContext,
 ) -> None:
     await state.clear()

@@ -12,11 +12,13 @@ router = Router(name="common")
 
 
 def help_text() -> str:
-    return "\n\n".join([
-        _("help.intro"),
-        _("help.commands"),
-        _("help.tip_file"),
-    ])
+    return "\n\n".join(
+        [
+            _("help.intro"),
+            _("help.commands"),
+            _("help.tip_file"),
+        ]
+    )
 
 
 @router.message(CommandStart())

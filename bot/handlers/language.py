@@ -25,9 +25,10 @@ async def on_lang(
     if command.args:
         locale = match_locale(command.args)
         if locale is None or message.from_user is None:
-            await message.answer(_("lang.unknown").format(
-                choices=", ".join(LANGUAGE_NAMES.values())),
-                reply_markup=languages(i18n.current_locale))
+            await message.answer(
+                _("lang.unknown").format(choices=", ".join(LANGUAGE_NAMES.values())),
+                reply_markup=languages(i18n.current_locale),
+            )
             return
         await preferences.set_locale(message.from_user.id, locale)
         with i18n.use_locale(locale):
@@ -48,5 +49,6 @@ async def on_lang_button(
         await query.answer(_("lang.set"))
         if query.message is not None and hasattr(query.message, "edit_text"):
             with suppress(TelegramBadRequest):  # the same button pressed twice
-                await query.message.edit_text(_("lang.set"),
-                                              reply_markup=languages(callback_data.locale))
+                await query.message.edit_text(
+                    _("lang.set"), reply_markup=languages(callback_data.locale)
+                )

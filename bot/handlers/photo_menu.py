@@ -46,8 +46,9 @@ async def on_photo_action(
         return
     if callback_data.operation is Operation.CHECK and not services.check.available:
         await query.answer()
-        await photo_message.reply(error_text(
-            OperationUnavailable(Operation.CHECK.value, services.check.provider.name)))
+        await photo_message.reply(
+            error_text(OperationUnavailable(Operation.CHECK.value, services.check.provider.name))
+        )
         return
     await query.answer(_("menu.working"))
     if isinstance(menu, Message):

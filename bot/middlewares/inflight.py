@@ -35,10 +35,10 @@ class InFlightMiddleware(BaseMiddleware):
             if self._count == 0:
                 self._idle.set()
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no update is being handled; False if ``timeout`` ran out first."""
+    async def wait_idle(self, grace: float) -> bool:
+        """Wait until no update is being handled; False if ``grace`` seconds ran out first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
             return False
         return True

@@ -68,7 +68,9 @@ class HttpTransport:
             )
         return self._session
 
-    async def post(self, url: str, *, data: Any, headers: dict[str, str] | None = None) -> HttpReply:
+    async def post(
+        self, url: str, *, data: Any, headers: dict[str, str] | None = None
+    ) -> HttpReply:
         session = self._get_session()
         try:
             async with session.post(url, data=data, headers=headers) as response:
@@ -89,7 +91,9 @@ class HttpTransport:
             await asyncio.sleep(0)
 
 
-def _unavailable(provider: str, code: str, error: BaseException, *, sent: bool) -> ProviderUnavailableError:
+def _unavailable(
+    provider: str, code: str, error: BaseException, *, sent: bool
+) -> ProviderUnavailableError:
     return ProviderUnavailableError(
         provider,
         code=code,
@@ -118,7 +122,12 @@ async def with_retries(
         except ProviderError as error:
             if not error.retry_safe or error.charged or attempt + 1 >= attempts:
                 raise
-            log.warning("%s %s attempt %d failed (code %s); retrying",
-                        provider, operation, attempt + 1, error.code)
+            log.warning(
+                "%s %s attempt %d failed (code %s); retrying",
+                provider,
+                operation,
+                attempt + 1,
+                error.code,
+            )
             await backoff(attempt, error.retry_after)
     raise AssertionError("attempts must be at least 1")

@@ -43,12 +43,17 @@ def gateway_error(provider: str, reply: HttpReply) -> ProviderError | None:
     msg = str(body.get("error_msg", ""))
     log.warning("%s gateway refused the call: %s %s", provider, code, msg)
     if reply.status == 429:
-        return ProviderRateLimitError(provider, code=code, provider_msg=msg,
-                                      message_id=_GATEWAY_THROTTLED)
+        return ProviderRateLimitError(
+            provider, code=code, provider_msg=msg, message_id=_GATEWAY_THROTTLED
+        )
     if reply.status >= 500:
-        return ProviderUnavailableError(provider, code=code, provider_msg=msg,
-                                        message_id=_GATEWAY_FAULT,
-                                        retry_safe=reply.status in (502, 503))
+        return ProviderUnavailableError(
+            provider,
+            code=code,
+            provider_msg=msg,
+            message_id=_GATEWAY_FAULT,
+            retry_safe=reply.status in (502, 503),
+        )
     return ProviderAuthError(provider, code=code, provider_msg=msg, message_id=_GATEWAY_AUTH)
 
 
@@ -76,8 +81,9 @@ class HuaweiChecker:
         body = urlencode({"base64": base64.b64encode(image.data).decode("ascii")}).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
         headers.update(
-            huawei_sign("POST", self._url, headers, body, self._app_key, self._app_secret,
-                        now=self._clock())
+            huawei_sign(
+                "POST", self._url, headers, body, self._app_key, self._app_secret, now=self._clock()
+            )
         )
         return body, headers
 

@@ -91,17 +91,30 @@ def error_for_code(
     info = CODES.get(code)
     if info is None:
         return ProviderUnavailableError(
-            provider, code=code, provider_msg=msg, message_id=_UNKNOWN_CODE,
-            charged=charged, task_no=task_no,
+            provider,
+            code=code,
+            provider_msg=msg,
+            message_id=_UNKNOWN_CODE,
+            charged=charged,
+            task_no=task_no,
         )
     if code == 400 and msg and any(hint.lower() in msg.lower() for hint in _CREDENTIAL_HINTS):
         return ProviderAuthError(
-            provider, code=code, provider_msg=msg, message_id=_AUTH_400,
-            charged=charged, task_no=task_no,
+            provider,
+            code=code,
+            provider_msg=msg,
+            message_id=_AUTH_400,
+            charged=charged,
+            task_no=task_no,
         )
     return info.family(
-        provider, code=code, provider_msg=msg, message_id=info.message_id,
-        charged=charged, task_no=task_no, retry_safe=info.retry_safe,
+        provider,
+        code=code,
+        provider_msg=msg,
+        message_id=info.message_id,
+        charged=charged,
+        task_no=task_no,
+        retry_safe=info.retry_safe,
     )
 
 
@@ -131,8 +144,12 @@ def parse_check_answer(
         charged = code == 200
     if code is None:
         raise ProviderUnavailableError(
-            provider, code="malformed", provider_msg=msg, message_id=_MALFORMED,
-            charged=charged, task_no=task_no,
+            provider,
+            code="malformed",
+            provider_msg=msg,
+            message_id=_MALFORMED,
+            charged=charged,
+            task_no=task_no,
         )
     if code != 200:
         if msg:
@@ -141,8 +158,12 @@ def parse_check_answer(
     data = body.get("data")
     if not isinstance(data, Mapping) or not isinstance(data.get("pass"), bool):
         raise ProviderUnavailableError(
-            provider, code="malformed", provider_msg=msg, message_id=_MALFORMED,
-            charged=charged, task_no=task_no,
+            provider,
+            code="malformed",
+            provider_msg=msg,
+            message_id=_MALFORMED,
+            charged=charged,
+            task_no=task_no,
         )
     raw_reasons = data.get("reasons") or []
     reasons = tuple(
@@ -161,7 +182,7 @@ def parse_check_answer(
 def build_check_form(
     image: PreparedImage, app_id: str, app_secret: str, timestamp_ms: int
 ) -> aiohttp.FormData:
-    """Multipart form: the signed credentials and the photo as ``file`` (the vendor's preferred field)."""
+    """Multipart form: signed credentials and the photo as ``file``, the preferred field."""
     form = aiohttp.FormData()
     form.add_field("appId", app_id)
     form.add_field("timestamp", str(timestamp_ms))

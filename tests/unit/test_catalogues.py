@@ -49,7 +49,9 @@ def test_template_matches_the_code() -> None:
 @pytest.mark.parametrize("locale", LOCALES)
 def test_every_id_translated(locale: str) -> None:
     catalogue = po(locale)
-    missing = [mid for mid in template_ids() if not (catalogue.get(mid) and catalogue.get(mid).string)]
+    missing = [
+        mid for mid in template_ids() if not (catalogue.get(mid) and catalogue.get(mid).string)
+    ]
     assert missing == []
 
 
@@ -90,9 +92,19 @@ def test_translations_are_safe_in_html_mode(locale: str) -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("zh-hans", "zh_Hans"), ("zh-cn", "zh_Hans"), ("zh", "zh_Hans"), ("zh-TW", "zh_Hans"),
-     ("ru", "ru"), ("ru-RU", "ru"), ("en-GB", "en"), ("en", "en"), ("de", None), ("", None),
-     (None, None)],
+    [
+        ("zh-hans", "zh_Hans"),
+        ("zh-cn", "zh_Hans"),
+        ("zh", "zh_Hans"),
+        ("zh-TW", "zh_Hans"),
+        ("ru", "ru"),
+        ("ru-RU", "ru"),
+        ("en-GB", "en"),
+        ("en", "en"),
+        ("de", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_language_codes(code: str | None, expected: str | None) -> None:
     assert match_locale(code) == expected

@@ -21,23 +21,50 @@ from services.rules import Side, classify_reason, evaluate
 
 # The seed's success example, verbatim apart from its comments.
 SEED_ANSWER = {
-    "code": 200, "msg": "成功", "taskNo": "090009626222013261395536", "charge": True,
+    "code": 200,
+    "msg": "成功",
+    "taskNo": "090009626222013261395536",
+    "charge": True,
     "data": {
         "pass": False,
         "reasons": ["两侧肩膀姿态不佳"],
         "detect_result": {
-            "color_channels": 3, "nose_occlusion": 100, "face_unbalance": 83, "face_num": 1,
-            "face_x_occupy": 0.637, "face_occlusion": 100, "shoulder_equal": 46,
-            "photo_format": "jpg", "mouth_occlusion": 100, "eyes_close": 100,
-            "eyes_occlusion": 100, "eyes_y_center": 0.502, "is_transparent_background": False,
-            "glasses": "no_glasses", "mouth_close": 94, "head_chin_y": 0.88, "head_right": 0.807,
-            "face_x_center": 0.513, "dpi": [300, 300], "background_clean": 100,
-            "size_mm": [51, 68], "eyes_spacing": 150, "nose_tip": [0.492, 0.609],
+            "color_channels": 3,
+            "nose_occlusion": 100,
+            "face_unbalance": 83,
+            "face_num": 1,
+            "face_x_occupy": 0.637,
+            "face_occlusion": 100,
+            "shoulder_equal": 46,
+            "photo_format": "jpg",
+            "mouth_occlusion": 100,
+            "eyes_close": 100,
+            "eyes_occlusion": 100,
+            "eyes_y_center": 0.502,
+            "is_transparent_background": False,
+            "glasses": "no_glasses",
+            "mouth_close": 94,
+            "head_chin_y": 0.88,
+            "head_right": 0.807,
+            "face_x_center": 0.513,
+            "dpi": [300, 300],
+            "background_clean": 100,
+            "size_mm": [51, 68],
+            "eyes_spacing": 150,
+            "nose_tip": [0.492, 0.609],
             "size_pix": [600, 800],
             "head_pose": {"yaw_angle": -1.8058, "roll_angle": 0.5149, "pitch_angle": 7.0599},
-            "face_blur": 100, "file_size": 210867, "mouthmask": 0, "head_left": 0.192,
-            "background_color": [60, 144, 232], "head_top": 0.159, "eyes_sight": 100,
-            "has_hat": 0, "bf_similarity": 100, "background_gradual": 0, "face_darkillum": 80,
+            "face_blur": 100,
+            "file_size": 210867,
+            "mouthmask": 0,
+            "head_left": 0.192,
+            "background_color": [60, 144, 232],
+            "head_top": 0.159,
+            "eyes_sight": 100,
+            "has_hat": 0,
+            "bf_similarity": 100,
+            "background_gradual": 0,
+            "face_darkillum": 80,
         },
     },
 }
@@ -73,13 +100,21 @@ def test_seed_values_break_only_the_shoulder_rule() -> None:
 
 @pytest.mark.parametrize(
     ("text", "message_id"),
-    [("光照不均匀", "reason.uneven_lighting"), ("脸部太小", "reason.face_too_small"),
-     ("脸部太大", "reason.face_too_large"), ("脸部被遮挡", "reason.face_covered"),
-     ("闭眼", "reason.eyes_closed"), ("脸部太靠上", "reason.face_too_high"),
-     ("脸部太靠下", "reason.face_too_low"), ("嘴巴张开过大", "reason.mouth_open"),
-     ("脸部太靠左", "reason.face_too_far_left"), ("脸部太靠右", "reason.face_too_far_right"),
-     ("背景杂乱", "reason.background_cluttered"), ("照片过暗", "reason.too_dark"),
-     (" 照片过暗。", "reason.too_dark")],
+    [
+        ("光照不均匀", "reason.uneven_lighting"),
+        ("脸部太小", "reason.face_too_small"),
+        ("脸部太大", "reason.face_too_large"),
+        ("脸部被遮挡", "reason.face_covered"),
+        ("闭眼", "reason.eyes_closed"),
+        ("脸部太靠上", "reason.face_too_high"),
+        ("脸部太靠下", "reason.face_too_low"),
+        ("嘴巴张开过大", "reason.mouth_open"),
+        ("脸部太靠左", "reason.face_too_far_left"),
+        ("脸部太靠右", "reason.face_too_far_right"),
+        ("背景杂乱", "reason.background_cluttered"),
+        ("照片过暗", "reason.too_dark"),
+        (" 照片过暗。", "reason.too_dark"),
+    ],
 )
 def test_documented_reasons_have_ids(text: str, message_id: str) -> None:
     assert classify_reason(text).message_id == message_id
@@ -93,12 +128,23 @@ def test_unknown_reason_is_kept_and_logged(caplog: pytest.LogCaptureFixture) -> 
 
 @pytest.mark.parametrize(
     ("code", "family"),
-    [(201, ProviderInputError), (205, ProviderInputError), (210, ProviderInputError),
-     (400, ProviderInputError), (404, ProviderAuthError), (500, ProviderUnavailableError),
-     (601, ProviderAuthError), (602, ProviderAuthError), (603, ProviderBudgetError),
-     (604, ProviderAuthError), (606, ProviderRateLimitError), (607, ProviderAuthError),
-     (609, ProviderRateLimitError), (610, ProviderUnavailableError),
-     (999, ProviderUnavailableError)],
+    [
+        (201, ProviderInputError),
+        (205, ProviderInputError),
+        (210, ProviderInputError),
+        (400, ProviderInputError),
+        (404, ProviderAuthError),
+        (500, ProviderUnavailableError),
+        (601, ProviderAuthError),
+        (602, ProviderAuthError),
+        (603, ProviderBudgetError),
+        (604, ProviderAuthError),
+        (606, ProviderRateLimitError),
+        (607, ProviderAuthError),
+        (609, ProviderRateLimitError),
+        (610, ProviderUnavailableError),
+        (999, ProviderUnavailableError),
+    ],
 )
 def test_codes_raise_their_family(code: int, family: type) -> None:
     body = {"code": code, "msg": "中文说明"}
@@ -125,12 +171,14 @@ def test_signature_400_is_the_operators_problem() -> None:
 
 def test_processing_error_keeps_task_and_charge() -> None:
     with pytest.raises(ProviderInputError) as caught:
-        parse_check_answer("jumdata", reply({"code": 205, "msg": "图片中找不到人脸",
-                                             "taskNo": "1234", "charge": False}))
+        parse_check_answer(
+            "jumdata",
+            reply({"code": 205, "msg": "图片中找不到人脸", "taskNo": "1234", "charge": False}),
+        )
     assert caught.value.task_no == "1234" and caught.value.charged is False
 
 
-@pytest.mark.parametrize("body", [b"<html>oops</html>", b"", b"{\"code\":", b"[1,2]"])
+@pytest.mark.parametrize("body", [b"<html>oops</html>", b"", b'{"code":', b"[1,2]"])
 def test_unreadable_answers(body: bytes) -> None:
     with pytest.raises(ProviderUnavailableError) as caught:
         parse_check_answer("jumdata", reply(body))
@@ -160,8 +208,14 @@ def test_huawei_answer_without_charge_field_counts_code_200_as_charged() -> None
 def test_malformed_fields_do_not_sink_the_answer() -> None:
     body = json.loads(json.dumps(SEED_ANSWER))
     body["data"]["detect_result"].update(
-        {"size_pix": "600x800", "head_pose": {"yaw_angle": "x"}, "face_blur": "95.5",
-         "dpi": None, "new_field": 1})
+        {
+            "size_pix": "600x800",
+            "head_pose": {"yaw_angle": "x"},
+            "face_blur": "95.5",
+            "dpi": None,
+            "new_field": 1,
+        }
+    )
     m = parse_check_answer("jumdata", reply(body)).measurements
     assert m.size_pix is None and m.head_pose is None and m.dpi is None
     assert m.face_blur == 95.5 and m.extra == {"new_field": 1}
@@ -172,9 +226,17 @@ def test_malformed_fields_do_not_sink_the_answer() -> None:
     [(401, ProviderAuthError), (429, ProviderRateLimitError), (503, ProviderUnavailableError)],
 )
 def test_apig_envelope(status: int, family: type) -> None:
-    error = gateway_error("huawei", reply(
-        {"error_msg": "Incorrect app authentication information: app not found",
-         "error_code": "APIG.0303", "request_id": "ab"}, status))
+    error = gateway_error(
+        "huawei",
+        reply(
+            {
+                "error_msg": "Incorrect app authentication information: app not found",
+                "error_code": "APIG.0303",
+                "request_id": "ab",
+            },
+            status,
+        ),
+    )
     assert isinstance(error, family) and error.code == "APIG.0303"
 
 

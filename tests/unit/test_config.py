@@ -19,9 +19,9 @@ TOKEN = "123456:ABCdef_ghi-JKL"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
-        if name.startswith(("BOT_", "TELEGRAM_", "JUMDATA_", "HUAWEI_", "JDCLOUD_")) or name.endswith(
-            "_PROVIDER"
-        ):
+        if name.startswith(
+            ("BOT_", "TELEGRAM_", "JUMDATA_", "HUAWEI_", "JDCLOUD_")
+        ) or name.endswith("_PROVIDER"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no .env of the developer's
 
@@ -54,8 +54,10 @@ def test_malformed_token_is_not_echoed() -> None:
     [
         ({"check_provider": "jumdata"}, "JUMDATA_APP_ID"),
         ({"check_provider": "jumdata", "jumdata_app_id": "x"}, "JUMDATA_APP_SECRET"),
-        ({"check_provider": "huawei", "huawei_app_key": "k", "huawei_app_secret": "s"},
-         "HUAWEI_CHECK_URL"),
+        (
+            {"check_provider": "huawei", "huawei_app_key": "k", "huawei_app_secret": "s"},
+            "HUAWEI_CHECK_URL",
+        ),
         ({"compare_provider": "jdcloud"}, "JDCLOUD_ACCESS_KEY"),
         ({"check_provider": "tencent"}, "CHECK_PROVIDER"),
         ({"provider_timeout": "-1"}, "PROVIDER_TIMEOUT"),
@@ -79,8 +81,12 @@ def run_module(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[st
     clean = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "SYSTEMROOT"}}
     clean["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "bot"], env={**clean, **env}, cwd=cwd, capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-m", "bot"],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -107,8 +113,9 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
     from bot.config import Settings
 
     example = (ROOT / ".env.example").read_text()
-    documented = {line.split("=", 1)[0] for line in example.splitlines()
-                  if line and not line.startswith("#")}
+    documented = {
+        line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")
+    }
     assert documented == {name.upper() for name in Settings.model_fields}
     env_file = tmp_path / "example.env"
     env_file.write_text(example.replace("BOT_TOKEN=\n", f"BOT_TOKEN={TOKEN}\n"))
