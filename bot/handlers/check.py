@@ -20,7 +20,6 @@ from services.facecheck import Services
 from services.models import Operation
 
 log = logging.getLogger(__name__)
-router = Router(name="check")
 
 MAX_ALBUM_PHOTOS = 10
 
@@ -71,7 +70,6 @@ async def _unavailable(message: Message, services: Services) -> bool:
     return True
 
 
-@router.message(Command("check"), HasImage())
 async def on_check_with_photo(
     message: Message,
     image: ImageRef,
@@ -92,7 +90,6 @@ async def on_check_with_photo(
             await run_check(item, ref, bot, services)
 
 
-@router.message(Command("check"), RepliesToImage())
 async def on_check_reply(
     message: Message,
     image: ImageRef,
@@ -107,7 +104,6 @@ async def on_check_reply(
     await run_check(image_message, image, bot, services)
 
 
-@router.message(Command("check"))
 async def on_check_command(message: Message, services: Services, state: FSMContext) -> None:
     if await _unavailable(message, services):
         return
@@ -115,7 +111,6 @@ async def on_check_command(message: Message, services: Services, state: FSMConte
     await message.answer(_("check.send_photo"))
 
 
-@router.message(CheckFlow.waiting_photo, HasImage())
 async def on_awaited_photo(
     message: Message, image: ImageRef, bot: Bot, services: Services, state: FSMContext
 ) -> None:
@@ -123,6 +118,15 @@ async def on_awaited_photo(
     await run_check(message, image, bot, services)
 
 
-@router.message(CheckFlow.waiting_photo, ~F.text.startswith("/"))
 async def on_not_a_photo(message: Message) -> None:
     await message.answer(_("check.expecting_photo"))
+
+
+def create_router() -> Router:
+    router = Router(name="check")
+    router.message.register(on_check_with_photo, Command("check"), HasImage())
+    router.message.register(on_check_reply, Command("check"), RepliesToImage())
+    router.message.register(on_check_command, Command("check"))
+    router.message.register(on_awaited_photo, CheckFlow.waiting_photo, HasImage())
+    router.message.register(on_not_a_photo, CheckFlow.waiting_photo, ~F.text.startswith("/"))
+    return router

@@ -8,8 +8,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-router = Router(name="common")
-
 
 def help_text() -> str:
     return "\n\n".join(
@@ -21,19 +19,15 @@ def help_text() -> str:
     )
 
 
-@router.message(CommandStart())
 async def on_start(message: Message, state: FSMContext) -> None:
     await state.clear()
     await message.answer(_("start.greeting").format(name=_html(message)) + "\n\n" + help_text())
 
 
-@router.message(Command("help"))
 async def on_help(message: Message) -> None:
     await message.answer(help_text())
 
 
-@router.message(Command("cancel"))
-@router.message(F.text.casefold() == "cancel")
 async def on_cancel(message: Message, state: FSMContext) -> None:
     if await state.get_state() is None:
         await message.answer(_("cancel.nothing"))
@@ -47,3 +41,12 @@ def _html(message: Message) -> str:
 
     user = message.from_user
     return escape(user.first_name) if user and user.first_name else ""
+
+
+def create_router() -> Router:
+    router = Router(name="common")
+    router.message.register(on_start, CommandStart())
+    router.message.register(on_help, Command("help"))
+    router.message.register(on_cancel, Command("cancel"))
+    router.message.register(on_cancel, F.text.casefold() == "cancel")
+    return router

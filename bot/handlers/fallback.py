@@ -6,14 +6,17 @@ from aiogram import F, Router
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-router = Router(name="fallback")
 
-
-@router.message(F.text.startswith("/"))
 async def on_unknown_command(message: Message) -> None:
     await message.answer(_("fallback.unknown_command"))
 
 
-@router.message()
 async def on_anything(message: Message) -> None:
     await message.answer(_("fallback.hint"))
+
+
+def create_router() -> Router:
+    router = Router(name="fallback")
+    router.message.register(on_unknown_command, F.text.startswith("/"))
+    router.message.register(on_anything)
+    return router

@@ -15,10 +15,7 @@ from bot.i18n import LANGUAGE_NAMES, match_locale
 from bot.keyboards import LanguageChoice, languages
 from services.prefs import Preferences
 
-router = Router(name="language")
 
-
-@router.message(Command("lang", "language"))
 async def on_lang(
     message: Message, command: CommandObject, i18n: I18n, preferences: Preferences
 ) -> None:
@@ -37,7 +34,6 @@ async def on_lang(
     await message.answer(_("lang.choose"), reply_markup=languages(i18n.current_locale))
 
 
-@router.callback_query(LanguageChoice.filter())
 async def on_lang_button(
     query: CallbackQuery, callback_data: LanguageChoice, i18n: I18n, preferences: Preferences
 ) -> None:
@@ -52,3 +48,10 @@ async def on_lang_button(
                 await query.message.edit_text(
                     _("lang.set"), reply_markup=languages(callback_data.locale)
                 )
+
+
+def create_router() -> Router:
+    router = Router(name="language")
+    router.message.register(on_lang, Command("lang", "language"))
+    router.callback_query.register(on_lang_button, LanguageChoice.filter())
+    return router

@@ -18,14 +18,11 @@ from services.errors import OperationUnavailable
 from services.facecheck import Services
 from services.models import Operation
 
-router = Router(name="photo_menu")
-
 
 def available_operations(services: Services) -> list[Operation]:
     return [Operation.CHECK] if services.check.available else []
 
 
-@router.message(HasImage(any_document=False))
 async def on_unsolicited_photo(message: Message, services: Services) -> None:
     operations = available_operations(services)
     if not operations:
@@ -34,7 +31,6 @@ async def on_unsolicited_photo(message: Message, services: Services) -> None:
     await message.reply(_("menu.choose"), reply_markup=photo_actions(operations))
 
 
-@router.callback_query(PhotoAction.filter())
 async def on_photo_action(
     query: CallbackQuery, callback_data: PhotoAction, bot: Bot, services: Services
 ) -> None:
@@ -56,3 +52,10 @@ async def on_photo_action(
             await menu.edit_reply_markup(reply_markup=None)
     if callback_data.operation is Operation.CHECK:
         await run_check(photo_message, ref, bot, services)
+
+
+def create_router() -> Router:
+    router = Router(name="photo_menu")
+    router.message.register(on_unsolicited_photo, HasImage(any_document=False))
+    router.callback_query.register(on_photo_action, PhotoAction.filter())
+    return router
