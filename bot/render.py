@@ -53,6 +53,14 @@ def fmt(value: float | int | None) -> str:
     return f"{value:.1f}"
 
 
+def fmt_angle(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _labelled(label: str, values: str) -> str:
+    return _("values.labelled").format(label=label, values=values)
+
+
 def _mark(outcome: RuleOutcome | None) -> str:
     if outcome is None:
         return ""
@@ -128,12 +136,12 @@ def measurement_lines(m: Measurements) -> list[str]:
         ]
     )
     if face:
-        lines.append(_("values.face") + ": " + face)
+        lines.append(_labelled(_("values.face"), face))
     if m.head_pose is not None:
         pose = m.head_pose
         lines.append(
             _("values.head_pose").format(
-                yaw=fmt(pose.yaw), pitch=fmt(pose.pitch), roll=fmt(pose.roll)
+                yaw=fmt_angle(pose.yaw), pitch=fmt_angle(pose.pitch), roll=fmt_angle(pose.roll)
             )
         )
     features = _join(
@@ -152,7 +160,7 @@ def measurement_lines(m: Measurements) -> list[str]:
             "normal_glasses": _("values.glasses.normal"),
             "dark_glasses": _("values.glasses.dark"),
         }.get(m.glasses, escape(m.glasses))
-        lines.append(_("values.glasses") + ": " + glasses)
+        lines.append(_labelled(_("values.glasses"), glasses))
     light = _join(
         [
             _value(_("values.sharpness"), m.face_blur),
@@ -170,7 +178,7 @@ def measurement_lines(m: Measurements) -> list[str]:
     background.append(_value(_("values.gradient"), m.background_gradual))
     background.append(_value(_("values.clothes_contrast"), m.bf_similarity))
     if any(background):
-        lines.append(_("values.background") + ": " + _join(background))
+        lines.append(_labelled(_("values.background"), _join(background)))
     photo: list[str] = []
     if m.size_pix:
         photo.append(_("values.pixels").format(w=m.size_pix[0], h=m.size_pix[1]))
@@ -184,7 +192,7 @@ def measurement_lines(m: Measurements) -> list[str]:
     if m.photo_format:
         photo.append(escape(m.photo_format.upper()))
     if photo:
-        lines.append(_("values.photo") + ": " + _join(photo))
+        lines.append(_labelled(_("values.photo"), _join(photo)))
     return lines
 
 

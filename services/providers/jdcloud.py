@@ -1,0 +1,753 @@
+"""JD Cloud NeuHub face compare (``/jdai/faceCompareV1``) and attributes (``/jdai/facePropV1``).
+
+Seeds 004 and 002 and ``docs/provider-protocols.md`` section 1. Like the other cloud
+providers this is a pure part (build the JSON body, parse the answer into typed
+results or typed errors) and a thin client that signs each attempt with
+``JDCLOUD2-HMAC-SHA256`` and posts through ``HttpTransport`` and ``with_retries``.
+
+An answer can fail at three levels, read in this order:
+
+1. the API gateway refuses the call in the JD OpenAPI envelope
+   ``{"requestId": …, "error": {"code": <http>, "status": <NAME>, "message": …}}``
+   (``GATEWAY_STATUSES``, then by HTTP status);
+2. the system ``code`` (a string, ``"10000"`` = success; ``SYSTEM_CODES``);
+3. the business ``result.code`` (an int, ``0`` = success; ``BUSINESS_CODES``).
+
+JD sends the numbers inside ``faceItems`` and the compare ``score`` as strings
+(``"0.65"``, ``"133.65"``); they become floats here and nowhere else. Every answer
+carries ``charge``/``remain``/``remainTimes``/``remainSeconds``: results keep them in
+``usage``; errors keep ``charge`` as ``charged`` and the rest in ``error.values``
+(``remain``, ``remain_times``, ``remain_seconds``), and the client keeps the last seen
+figures in ``last_usage``.
+
+One class, ``JdCloudClient``, serves both operations the bot uses JD for: it has
+the provider attributes (``name``, ``limits``, ``available``) and ``compare``,
+``analyze`` and ``close``, so one instance (one ``ClientSession``) can be handed to
+the bot as the comparer and as the analyzer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from services.errors import (
+    ProviderAuthError,
+    ProviderBudgetError,
+    ProviderError,
+    ProviderInputError,
+    ProviderRateLimitError,
+    ProviderUnavailableError,
+)
+from services.faces import (
+    AnalyzeResult,
+    Box,
+    CompareResult,
+    Emotion,
+    Face,
+    Gender,
+    Glasses,
+    Race,
+    Usage,
+)
+from services.i18n import N_
+from services.images import ImageLimits, PreparedImage
+from services.models import HeadPose
+from services.providers.base import HttpReply, HttpTransport, with_retries
+from services.signing import jdcloud_sign
+
+__all__ = [
+    "ANALYZE_PATH",
+    "BUSINESS_CODES",
+    "COMPARE_PATH",
+    "GATEWAY_STATUSES",
+    "JDCLOUD_LIMITS",
+    "JD_MESSAGE_IDS",
+    "MAX_FACE_COUNT",
+    "PROVIDER",
+    "SYSTEM_CODES",
+    "CodeInfo",
+    "JdCloudClient",
+    "build_analyze_body",
+    "build_compare_body",
+    "parse_analyze",
+    "parse_compare",
+    "parse_face",
+    "usage_of",
+]
+
+log = logging.getLogger(__name__)
+
+PROVIDER: Final = "jdcloud"
+COMPARE_PATH: Final = "/jdai/faceCompareV1"
+ANALYZE_PATH: Final = "/jdai/facePropV1"
+MAX_FACE_COUNT: Final = 100
+"""Seed 002: ``maxFaceCount`` lies in [1, 100] (default 5)."""
+
+_BASE64_CAP: Final = 2 * 1024 * 1024 - 1
+JDCLOUD_LIMITS = ImageLimits(
+    # The largest file whose base64 text stays under 2 MB: 3 * (cap // 4) = 1_572_861.
+    max_bytes=3 * (_BASE64_CAP // 4),
+    max_side=2048,
+    min_side=48,
+    formats=frozenset({"JPEG", "PNG", "BMP"}),
+    max_base64_chars=_BASE64_CAP,
+)
+"""Seeds 002/004: bmp/jpg/png, 48..2048 px a side, base64 text under 2 MB."""
+
+SUCCESS_CODE: Final = "10000"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    family: type[ProviderError]
+    message_id: str
+    retry_safe: bool = False
+
+
+# Top-level ``code``: the NeuHub system table (Face-Anti-Spoofing Error-Code.md; the
+# same table in jdclouddocs/CN-AM-Repo Face-Search, which adds 10020/10030/10044/10060).
+# The 1004x/1000x codes of the old appkey+sign scheme do not apply to JDCLOUD2 calls.
+SYSTEM_CODES: dict[str, CodeInfo] = {
+    "10010": CodeInfo(ProviderBudgetError, N_("jdcloud.pay_required")),
+    "10020": CodeInfo(ProviderUnavailableError, N_("jdcloud.system_busy"), retry_safe=True),
+    "10030": CodeInfo(ProviderUnavailableError, N_("jdcloud.gateway_failed")),
+    "10040": CodeInfo(ProviderBudgetError, N_("jdcloud.daily_limit")),
+    "10043": CodeInfo(ProviderRateLimitError, N_("jdcloud.qps_limit"), retry_safe=True),
+    "10044": CodeInfo(ProviderRateLimitError, N_("jdcloud.cluster_qps_limit"), retry_safe=True),
+    "10048": CodeInfo(ProviderAuthError, N_("jdcloud.no_permission")),
+    "10050": CodeInfo(ProviderAuthError, N_("jdcloud.user_disabled")),
+    "10060": CodeInfo(ProviderAuthError, N_("jdcloud.publisher_permission")),
+    "11010": CodeInfo(ProviderUnavailableError, N_("jdcloud.publisher_fault")),
+    "11030": CodeInfo(ProviderUnavailableError, N_("jdcloud.publisher_bad_answer")),
+}
+
+# ``result.code`` of seeds 002/004. 1, 9 and 31 mean our request was wrong, not the
+# photo; 41 means JD gave up after 10 s, possibly having done the work.
+BUSINESS_CODES: dict[int, CodeInfo] = {
+    1: CodeInfo(ProviderUnavailableError, N_("jdcloud.request_missing_fields")),
+    2: CodeInfo(ProviderInputError, N_("jdcloud.image_too_small")),
+    3: CodeInfo(ProviderInputError, N_("jdcloud.image_too_large")),
+    4: CodeInfo(ProviderInputError, N_("jdcloud.base64_invalid")),
+    5: CodeInfo(ProviderInputError, N_("jdcloud.base64_too_large")),
+    9: CodeInfo(ProviderUnavailableError, N_("jdcloud.request_param_invalid")),
+    10: CodeInfo(ProviderInputError, N_("jdcloud.no_face")),
+    11: CodeInfo(ProviderInputError, N_("jdcloud.face_quality")),
+    12: CodeInfo(ProviderInputError, N_("jdcloud.face_posture")),
+    15: CodeInfo(ProviderInputError, N_("jdcloud.compare_failed")),
+    31: CodeInfo(ProviderUnavailableError, N_("jdcloud.request_not_json")),
+    41: CodeInfo(ProviderUnavailableError, N_("jdcloud.timeout")),
+}
+NO_FACE_CODE: Final = 10
+_NO_FACE_A = N_("jdcloud.no_face_a")
+_NO_FACE_B = N_("jdcloud.no_face_b")
+
+# Gateway refusals by ``error.status`` (protocols doc 1.5; API-Gateway API_Errorcode.md).
+GATEWAY_STATUSES: dict[str, CodeInfo] = {
+    "APIGW_SIGN_RESULT_NOT_SAME": CodeInfo(ProviderAuthError, N_("jdcloud.gateway_sign_mismatch")),
+    "APIGW_KEY_NOT_EXITST": CodeInfo(ProviderAuthError, N_("jdcloud.gateway_key_unknown")),
+    "APIGW_LACK_PARAMS": CodeInfo(ProviderAuthError, N_("jdcloud.gateway_lack_params")),
+    "UNAUTHENTICATED": CodeInfo(ProviderAuthError, N_("jdcloud.gateway_unauthenticated")),
+    # A fresh nonce (every attempt signs anew) fixes it; the call was not processed.
+    "APIGW_NONCE_CONFLICT": CodeInfo(
+        ProviderUnavailableError, N_("jdcloud.gateway_nonce"), retry_safe=True
+    ),
+}
+_GATEWAY_AUTH = N_("jdcloud.gateway_auth")  # any other 401/403
+_GATEWAY_NOT_FOUND = N_("jdcloud.gateway_not_found")  # 404: wrong JDCLOUD_URL
+_GATEWAY_THROTTLED = N_("jdcloud.gateway_throttled")  # 429
+_GATEWAY_FAULT = N_("jdcloud.gateway_fault")  # 5xx
+_GATEWAY_ERROR = N_("jdcloud.gateway_error")  # any other 4xx
+_MALFORMED = N_("provider.malformed")
+_UNKNOWN_CODE = N_("provider.unknown_code")
+_RETRY_SAFE_HTTP: Final = frozenset({502, 503})
+
+JD_MESSAGE_IDS: dict[str, str] = {
+    # business result.code
+    "jdcloud.request_missing_fields": (
+        "The face service says the bot's request lacked a required field. This is a bot "
+        "problem; please tell the bot's operator."
+    ),
+    "jdcloud.image_too_small": (
+        "The photo is too small for the face service (at least 48×48 px). Send a larger photo."
+    ),
+    "jdcloud.image_too_large": (
+        "The photo is too large for the face service (at most 2048×2048 px). "
+        "Send a smaller photo."
+    ),
+    "jdcloud.base64_invalid": (
+        "The face service could not read the image. Send the photo again as a JPEG or PNG file."
+    ),
+    "jdcloud.base64_too_large": (
+        "The photo file is too big for the face service. Send a smaller or more compressed photo."
+    ),
+    "jdcloud.request_param_invalid": (
+        "The face service refused a parameter of the bot's request. This is a bot problem; "
+        "please tell the bot's operator."
+    ),
+    "jdcloud.no_face": (
+        "No face was found. Send photos where the face is clearly visible from the front."
+    ),
+    "jdcloud.no_face_a": (
+        "No face was found in the first photo. Send a photo where the face is clearly visible."
+    ),
+    "jdcloud.no_face_b": (
+        "No face was found in the second photo. Send a photo where the face is clearly visible."
+    ),
+    "jdcloud.face_quality": (
+        "The face is not sharp enough. Send a sharper, well-lit photo taken from the front."
+    ),
+    "jdcloud.face_posture": (
+        "The face is turned too far away. Send a photo where the person looks at the camera."
+    ),
+    "jdcloud.compare_failed": (
+        "The faces could not be compared. Try again with clearer photos of one face each."
+    ),
+    "jdcloud.request_not_json": (
+        "The face service could not read the bot's request. This is a bot problem; "
+        "please tell the bot's operator."
+    ),
+    "jdcloud.timeout": (
+        "The face service took too long to process the photo. Please try again in a moment, "
+        "perhaps with a smaller photo."
+    ),
+    # system code
+    "jdcloud.pay_required": (
+        "The face service needs a payment on the bot's account. Please tell the bot's operator."
+    ),
+    "jdcloud.system_busy": "The face service is busy. Please try again in a few minutes.",
+    "jdcloud.gateway_failed": (
+        "The face service could not reach its backend. Please try again later."
+    ),
+    "jdcloud.daily_limit": (
+        "The bot has used up today's calls to the face service. Please try again tomorrow."
+    ),
+    "jdcloud.qps_limit": (
+        "The face service is receiving too many requests from the bot. "
+        "Please try again in a minute."
+    ),
+    "jdcloud.cluster_qps_limit": (
+        "The face service is overloaded right now. Please try again in a few minutes."
+    ),
+    "jdcloud.no_permission": (
+        "The bot's account has not bought this face service. Please tell the bot's operator."
+    ),
+    "jdcloud.user_disabled": (
+        "The bot's account with the face service is disabled. Please tell the bot's operator."
+    ),
+    "jdcloud.publisher_permission": (
+        "The face service's publisher has not granted the bot access. "
+        "Please tell the bot's operator."
+    ),
+    "jdcloud.publisher_fault": (
+        "The face service reported an internal error. Please try again later."
+    ),
+    "jdcloud.publisher_bad_answer": (
+        "The face service sent an answer it could not deliver. Please try again later."
+    ),
+    # API gateway
+    "jdcloud.gateway_sign_mismatch": (
+        "The face service refused the bot's signature (wrong secret key or a wrong server "
+        "clock). Please tell the bot's operator."
+    ),
+    "jdcloud.gateway_key_unknown": (
+        "The face service does not know the bot's access key. Please tell the bot's operator."
+    ),
+    "jdcloud.gateway_lack_params": (
+        "The face service says the bot's request was not signed completely. "
+        "Please tell the bot's operator."
+    ),
+    "jdcloud.gateway_unauthenticated": (
+        "The face service could not authenticate the bot (check the keys and the server "
+        "clock). Please tell the bot's operator."
+    ),
+    "jdcloud.gateway_nonce": (
+        "The face service saw the same request twice and refused it. Please send the "
+        "photos again."
+    ),
+    "jdcloud.gateway_auth": (
+        "The face service refused the bot's credentials. Please tell the bot's operator."
+    ),
+    "jdcloud.gateway_not_found": (
+        "The bot is configured with a wrong address for the face service. "
+        "Please tell the bot's operator."
+    ),
+    "jdcloud.gateway_throttled": (
+        "The face service is limiting the bot's requests. Please try again in a minute."
+    ),
+    "jdcloud.gateway_fault": (
+        "The face service is temporarily unavailable. Please try again later."
+    ),
+    "jdcloud.gateway_error": (
+        "The face service rejected the bot's request. Please try again later; if it repeats, "
+        "tell the bot's operator."
+    ),
+}
+"""Every ``jdcloud.*`` message id with its English sentence (what to do next)."""
+
+_EMOTIONS: dict[str, Emotion] = {
+    "惊讶": Emotion.SURPRISE,
+    "高兴": Emotion.HAPPY,
+    "悲伤": Emotion.SAD,
+    "生气": Emotion.ANGRY,
+    "平静": Emotion.NEUTRAL,
+}
+_RACES: dict[str, Race] = {"白种人": Race.WHITE, "黑种人": Race.BLACK, "黄种人": Race.ASIAN}
+
+
+# ----------------------------------------------------------------------- values
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number or a numeric string (``"133.65"``) as a finite float."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _integer(value: Any) -> int | None:
+    number = _number(value)
+    if number is None or not number.is_integer():
+        return None
+    return int(number)
+
+
+def _flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# ----------------------------------------------------------------------- request
+
+
+def _b64(image: PreparedImage) -> str:
+    """Plain base64 of the file, without a ``data:image/…;base64,`` prefix (seeds 002/004)."""
+    return base64.b64encode(image.data).decode("ascii")
+
+
+def _json_bytes(payload: Mapping[str, str]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+
+def build_compare_body(a: PreparedImage, b: PreparedImage) -> bytes:
+    """``{"imgBase64A": …, "imgBase64B": …}`` as UTF-8 JSON."""
+    return _json_bytes({"imgBase64A": _b64(a), "imgBase64B": _b64(b)})
+
+
+def build_analyze_body(image: PreparedImage) -> bytes:
+    """``{"imgBase64": …}`` as UTF-8 JSON; ``maxFaceCount`` travels in the query."""
+    return _json_bytes({"imgBase64": _b64(image)})
+
+
+# ----------------------------------------------------------------------- answers
+
+
+def usage_of(reply: HttpReply) -> Usage | None:
+    """``charge``/``remain``/``remainTimes``/``remainSeconds`` of a NeuHub answer, if it is one."""
+    body = reply.json()
+    if not isinstance(body, Mapping) or "code" not in body:
+        return None
+    return _usage(body)
+
+
+def _usage(body: Mapping[str, Any]) -> Usage:
+    return Usage(
+        charged=body.get("charge") is True,
+        remain=_integer(body.get("remain")),
+        remain_times=_integer(body.get("remainTimes")),
+        remain_seconds=_integer(body.get("remainSeconds")),
+    )
+
+
+def _usage_values(usage: Usage) -> dict[str, int]:
+    values = {
+        "remain": usage.remain,
+        "remain_times": usage.remain_times,
+        "remain_seconds": usage.remain_seconds,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _raise(
+    info: CodeInfo | None,
+    *,
+    code: int | str,
+    msg: str | None,
+    usage: Usage | None,
+    message_id: str | None = None,
+    task_no: str | None = None,
+    family: type[ProviderError] = ProviderUnavailableError,
+    retry_safe: bool = False,
+) -> ProviderError:
+    """Build the error for ``info`` (or the given fallback), keeping code, msg and usage."""
+    if info is not None:
+        family, retry_safe = info.family, info.retry_safe
+        message_id = message_id or info.message_id
+    charged = usage.charged if usage is not None else False
+    error = family(
+        PROVIDER,
+        code=code,
+        provider_msg=msg,
+        message_id=message_id,
+        charged=charged,
+        task_no=task_no,
+        # A charged call was processed: never repeat it automatically.
+        retry_safe=retry_safe and not charged,
+    )
+    if usage is not None:
+        error.values.update(_usage_values(usage))
+    return error
+
+
+def _gateway_error(reply: HttpReply, body: Mapping[str, Any]) -> ProviderError:
+    """The JD OpenAPI error envelope: the gateway refused before the API ran."""
+    error = body.get("error")
+    details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
+    status_name = _text(details.get("status")) or ""
+    http_code = _integer(details.get("code")) or reply.status
+    msg = _text(details.get("message"))
+    request_id = _text(body.get("requestId"))
+    log.warning(
+        "%s gateway refused the call: HTTP %s %s %s (request %s)",
+        PROVIDER,
+        http_code,
+        status_name,
+        msg,
+        request_id,
+    )
+    code = status_name or f"http_{http_code}"
+    info = GATEWAY_STATUSES.get(status_name)
+    if info is not None:
+        return _raise(info, code=code, msg=msg, usage=None, task_no=request_id)
+    if http_code == 429:
+        family: type[ProviderError] = ProviderRateLimitError
+        message_id, retry_safe = _GATEWAY_THROTTLED, True
+    elif http_code >= 500:
+        family, message_id = ProviderUnavailableError, _GATEWAY_FAULT
+        retry_safe = http_code in _RETRY_SAFE_HTTP
+    elif http_code in (401, 403):
+        family, message_id, retry_safe = ProviderAuthError, _GATEWAY_AUTH, False
+    elif http_code == 404:
+        family, message_id, retry_safe = ProviderAuthError, _GATEWAY_NOT_FOUND, False
+    else:
+        family, message_id, retry_safe = ProviderUnavailableError, _GATEWAY_ERROR, False
+    return _raise(
+        None,
+        code=code,
+        msg=msg,
+        usage=None,
+        message_id=message_id,
+        task_no=request_id,
+        family=family,
+        retry_safe=retry_safe,
+    )
+
+
+def _not_json(reply: HttpReply) -> ProviderError:
+    """A body that is not a JSON object: a proxy page, a cut-off answer."""
+    status = reply.status
+    code = "malformed" if status == 200 else f"http_{status}"
+    if status == 429:
+        return ProviderRateLimitError(
+            PROVIDER, code=code, message_id=_GATEWAY_THROTTLED, retry_safe=True
+        )
+    if status >= 500:
+        return ProviderUnavailableError(
+            PROVIDER, code=code, message_id=_GATEWAY_FAULT, retry_safe=status in _RETRY_SAFE_HTTP
+        )
+    return ProviderUnavailableError(PROVIDER, code=code, message_id=_MALFORMED)
+
+
+def _result(reply: HttpReply) -> tuple[Mapping[str, Any], Usage]:
+    """The ``result`` object of a successful (system and business) answer, and its usage.
+
+    Raises the matching ``ProviderError`` for every other answer. Business ``code 10`` of
+    a compare is refined by the caller, so it is returned with the result for it to see:
+    the caller gets ``result`` whatever its ``code`` and must call ``_business_error``.
+    """
+    body = reply.json()
+    if not isinstance(body, Mapping):
+        raise _not_json(reply)
+    if "error" in body and "code" not in body:
+        raise _gateway_error(reply, body)
+    usage = _usage(body)
+    system_code = body.get("code")
+    msg = _text(body.get("msg"))
+    if system_code is None:
+        raise _raise(None, code="malformed", msg=msg, usage=usage, message_id=_MALFORMED)
+    system_code = str(system_code).strip()
+    if system_code != SUCCESS_CODE:
+        log.info("%s answered system code %s: %s", PROVIDER, system_code, msg)
+        info = SYSTEM_CODES.get(system_code)
+        raise _raise(
+            info, code=system_code, msg=msg, usage=usage, message_id=None if info else _UNKNOWN_CODE
+        )
+    result = body.get("result")
+    if not isinstance(result, Mapping) or _integer(result.get("code")) is None:
+        raise _raise(None, code="malformed", msg=msg, usage=usage, message_id=_MALFORMED)
+    return result, usage
+
+
+def _business_error(
+    result: Mapping[str, Any], usage: Usage, *, message_id: str | None = None
+) -> ProviderError:
+    code = _integer(result.get("code"))
+    assert code is not None
+    msg = _text(result.get("msg"))
+    log.info("%s answered business code %s: %s", PROVIDER, code, msg)
+    info = BUSINESS_CODES.get(code)
+    if info is None:
+        return _raise(None, code=code, msg=msg, usage=usage, message_id=_UNKNOWN_CODE)
+    return _raise(info, code=code, msg=msg, usage=usage, message_id=message_id)
+
+
+def _no_face_message(result: Mapping[str, Any]) -> str | None:
+    """Which compare photo had no face, when the answer tells (one list empty, one not)."""
+    items_a, items_b = result.get("faceItemsA"), result.get("faceItemsB")
+    if not isinstance(items_a, list) or not isinstance(items_b, list):
+        return None
+    if not items_a and items_b:
+        return _NO_FACE_A
+    if items_a and not items_b:
+        return _NO_FACE_B
+    return None
+
+
+def _emotion(value: Any) -> Emotion | None:
+    text = _text(value)
+    if text is None:
+        return None
+    emotion = _EMOTIONS.get(text.strip())
+    if emotion is None:
+        try:
+            emotion = Emotion(text.strip().lower())
+        except ValueError:
+            log.info("%s: unknown emotion %r", PROVIDER, text)
+    return emotion
+
+
+def _race(value: Any) -> Race | None:
+    text = _text(value)
+    if text is None:
+        return None
+    race = _RACES.get(text.strip())
+    if race is None:
+        try:
+            race = Race(text.strip().lower())
+        except ValueError:
+            log.info("%s: unknown race %r", PROVIDER, text)
+    return race
+
+
+def _glasses(props: Mapping[str, Any]) -> Glasses | None:
+    sun, common = _flag(props.get("hasSunGlasses")), _flag(props.get("hasEyeGlasses"))
+    if sun:
+        return Glasses.SUN
+    if common:
+        return Glasses.COMMON
+    if sun is None and common is None:
+        return None
+    return Glasses.NONE
+
+
+def parse_face(item: Mapping[str, Any], props: Mapping[str, Any] | None = None) -> Face:
+    """One ``faceItems`` entry (and the ``props`` entry of the same index, if any).
+
+    Raises ``ValueError`` when the entry has no usable ``boundingBox``.
+    """
+    raw_box = item.get("boundingBox")
+    if not isinstance(raw_box, Mapping):
+        raise ValueError("faceItem without boundingBox")
+    sides = [_number(raw_box.get(name)) for name in ("left", "top", "width", "height")]
+    if any(value is None for value in sides):
+        raise ValueError(f"boundingBox not numeric: {raw_box!r}")
+    left, top, width, height = (float(value) for value in sides)  # type: ignore[arg-type]
+
+    pose = None
+    posture = item.get("posture")
+    if isinstance(posture, Mapping):
+        angles = [_number(posture.get(name)) for name in ("yaw", "pitch", "roll")]
+        if all(angle is not None for angle in angles):
+            yaw, pitch, roll = (float(angle) for angle in angles)  # type: ignore[arg-type]
+            pose = HeadPose(yaw=yaw, pitch=pitch, roll=roll)
+
+    attributes: Mapping[str, Any] = props if isinstance(props, Mapping) else {}
+    female = _flag(attributes.get("isFemale"))
+    return Face(
+        box=Box(left=left, top=top, width=width, height=height),
+        pose=pose,
+        valid_pose=_flag(item.get("isValidPosture")),
+        sharpness=_number(item.get("blurScore")),
+        age=_number(attributes.get("age")),
+        gender=None if female is None else (Gender.FEMALE if female else Gender.MALE),
+        emotion=_emotion(attributes.get("emotion")),
+        smile=_number(attributes.get("smile")),
+        glasses=_glasses(attributes),
+        mask=_flag(attributes.get("hasMask")),
+        beard=_flag(attributes.get("hasBeard")),
+        race=_race(attributes.get("race")),
+        beauty=_number(attributes.get("beauty")),
+    )
+
+
+def _faces(
+    items: Any, props: Any, usage: Usage, msg: str | None, *, field: str
+) -> tuple[Face, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise _raise(None, code="malformed", msg=msg, usage=usage, message_id=_MALFORMED)
+    prop_list = props if isinstance(props, list) else []
+    faces = []
+    for index, item in enumerate(items):
+        attributes = prop_list[index] if index < len(prop_list) else None
+        try:
+            if not isinstance(item, Mapping):
+                raise ValueError(f"{field}[{index}] is not an object")
+            faces.append(parse_face(item, attributes))
+        except ValueError as error:
+            log.warning("%s: unreadable %s[%d]: %s", PROVIDER, field, index, error)
+            raise _raise(
+                None, code="malformed", msg=msg, usage=usage, message_id=_MALFORMED
+            ) from None
+    return tuple(faces)
+
+
+def parse_compare(reply: HttpReply) -> CompareResult:
+    """A ``faceCompareV1`` answer as a ``CompareResult``, or the matching ``ProviderError``.
+
+    Business code 10 names the photo without a face (``jdcloud.no_face_a``/``_b``) when
+    one of ``faceItemsA``/``faceItemsB`` is empty and the other is not.
+    """
+    result, usage = _result(reply)
+    code = _integer(result.get("code"))
+    if code != 0:
+        refined = _no_face_message(result) if code == NO_FACE_CODE else None
+        raise _business_error(result, usage, message_id=refined)
+    msg = _text(result.get("msg"))
+    score = _number(result.get("score"))
+    if score is None:
+        raise _raise(None, code="malformed", msg=msg, usage=usage, message_id=_MALFORMED)
+    return CompareResult(
+        score=score,
+        faces_a=_faces(result.get("faceItemsA"), None, usage, msg, field="faceItemsA"),
+        faces_b=_faces(result.get("faceItemsB"), None, usage, msg, field="faceItemsB"),
+        provider=PROVIDER,
+        usage=usage,
+    )
+
+
+def parse_analyze(reply: HttpReply) -> AnalyzeResult:
+    """A ``facePropV1`` answer as an ``AnalyzeResult`` (``props[i]`` goes with ``faceItems[i]``)."""
+    result, usage = _result(reply)
+    if _integer(result.get("code")) != 0:
+        raise _business_error(result, usage)
+    msg = _text(result.get("msg"))
+    faces = _faces(result.get("faceItems"), result.get("props"), usage, msg, field="faceItems")
+    return AnalyzeResult(faces=faces, provider=PROVIDER, usage=usage)
+
+
+# ----------------------------------------------------------------------- client
+
+
+class JdCloudClient:
+    """Compare and analyze through one signed, retried HTTP session.
+
+    ``clock`` returns the signing time (aware or naive-UTC ``datetime``); ``None`` means
+    now. ``region``/``service`` form the credential scope (protocols doc 1.2).
+    """
+
+    name = PROVIDER
+    limits: ImageLimits = JDCLOUD_LIMITS
+    available = True
+
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        base_url: str,
+        timeout: float,
+        *,
+        region: str = "jdcloud-api",
+        service: str = "simpleclient",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._base_url = base_url.rstrip("/")
+        self._region = region
+        self._service = service
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._http = HttpTransport(self.name, timeout)
+        self.last_usage: Usage | None = None
+        """Billing figures of the last NeuHub answer (success or error)."""
+
+    def _signed_headers(self, url: str, body: bytes) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        headers.update(
+            jdcloud_sign(
+                "POST",
+                url,
+                headers,
+                body,
+                self._access_key,
+                self._secret_key,
+                region=self._region,
+                service=self._service,
+                now=self._clock(),
+            )
+        )
+        return headers
+
+    async def _post(self, url: str, body: bytes) -> HttpReply:
+        # New date and nonce on every attempt: the gateway refuses a reused nonce.
+        reply = await self._http.post(url, data=body, headers=self._signed_headers(url, body))
+        usage = usage_of(reply)
+        if usage is not None:
+            self.last_usage = usage
+        return reply
+
+    async def compare(self, a: PreparedImage, b: PreparedImage) -> CompareResult:
+        url = self._base_url + COMPARE_PATH
+        body = build_compare_body(a, b)
+
+        async def attempt() -> CompareResult:
+            return parse_compare(await self._post(url, body))
+
+        return await with_retries(self.name, "compare", attempt)
+
+    async def analyze(self, image: PreparedImage, *, max_faces: int = 5) -> AnalyzeResult:
+        """``max_faces`` is clamped to JD's [1, 100] and sent as ``maxFaceCount``."""
+        count = min(max(1, int(max_faces)), MAX_FACE_COUNT)
+        url = f"{self._base_url}{ANALYZE_PATH}?maxFaceCount={count}"
+        body = build_analyze_body(image)
+
+        async def attempt() -> AnalyzeResult:
+            return parse_analyze(await self._post(url, body))
+
+        return await with_retries(self.name, "analyze", attempt)
+
+    async def close(self) -> None:
+        await self._http.close()
