@@ -50,7 +50,7 @@ async def echo_times(tg: FakeTelegram, runs: int) -> list[float]:
     task = asyncio.create_task(
         dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
     )
-    await tg.wait_for("getupdates")
+    await tg.wait_for_poll(timeout=30)
     times = [await round_trip(tg, 9000 + i, "sendmessage", text=f"ping {i}") for i in range(runs)]
     await dispatcher.stop_polling()
     await task

@@ -178,8 +178,7 @@ JD_MESSAGE_IDS: dict[str, str] = {
         "The photo is too small for the face service (at least 48×48 px). Send a larger photo."
     ),
     "jdcloud.image_too_large": (
-        "The photo is too large for the face service (at most 2048×2048 px). "
-        "Send a smaller photo."
+        "The photo is too large for the face service (at most 2048×2048 px). Send a smaller photo."
     ),
     "jdcloud.base64_invalid": (
         "The face service could not read the image. Send the photo again as a JPEG or PNG file."
@@ -268,8 +267,7 @@ JD_MESSAGE_IDS: dict[str, str] = {
         "clock). Please tell the bot's operator."
     ),
     "jdcloud.gateway_nonce": (
-        "The face service saw the same request twice and refused it. Please send the "
-        "photos again."
+        "The face service saw the same request twice and refused it. Please send the photos again."
     ),
     "jdcloud.gateway_auth": (
         "The face service refused the bot's credentials. Please tell the bot's operator."
@@ -481,11 +479,11 @@ def _not_json(reply: HttpReply) -> ProviderError:
 
 
 def _result(reply: HttpReply) -> tuple[Mapping[str, Any], Usage]:
-    """The ``result`` object of a successful (system and business) answer, and its usage.
+    """The ``result`` object of a system-level success, and the answer's usage.
 
-    Raises the matching ``ProviderError`` for every other answer. Business ``code 10`` of
-    a compare is refined by the caller, so it is returned with the result for it to see:
-    the caller gets ``result`` whatever its ``code`` and must call ``_business_error``.
+    Raises the matching ``ProviderError`` for a gateway refusal, a system code or an
+    unreadable answer. ``result.code`` is left to the caller (checked to be an int), so
+    a compare can say which photo had no face before raising ``_business_error``.
     """
     body = reply.json()
     if not isinstance(body, Mapping):

@@ -42,7 +42,7 @@ async def run_bot(tg: FakeTelegram, **settings: Any) -> AsyncIterator[RunningBot
         dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
     )
     try:
-        await tg.wait_for("getupdates", after=mark)
+        await tg.wait_for_poll(timeout=30)
         yield RunningBot(config, services)
     finally:
         with contextlib.suppress(RuntimeError):

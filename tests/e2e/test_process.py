@@ -51,7 +51,7 @@ async def test_signal_stops_cleanly_after_finishing_the_request_in_flight(
             tmp_path,
         )
         try:
-            await tg.wait_for("getupdates", timeout=30)
+            await tg.wait_for_poll(timeout=60)
             tg.user_message(42, document=portrait_jpeg(), caption="/check")
             # Wait until the provider has the request, then ask the bot to stop.
             for _ in range(200):
@@ -83,7 +83,7 @@ async def test_start_answers_with_only_a_token(tmp_path: Path) -> None:
         (tmp_path / ".env").write_text(f"BOT_TOKEN={tg.token}\nTELEGRAM_API_URL={tg.base_url}\n")
         process = await start_bot({}, tmp_path)
         try:
-            await tg.wait_for("getupdates", timeout=30)
+            await tg.wait_for_poll(timeout=60)
             mark = len(tg.calls)
             tg.user_message(7, text="/start", language_code="ru")
             answer = await tg.wait_for("sendmessage", chat_id=7, after=mark, timeout=10)
