@@ -68,7 +68,6 @@ __all__ = [
     "COMPARE_PATH",
     "GATEWAY_STATUSES",
     "JDCLOUD_LIMITS",
-    "JD_MESSAGE_IDS",
     "MAX_FACE_COUNT",
     "PROVIDER",
     "SYSTEM_CODES",
@@ -168,125 +167,6 @@ _MALFORMED = N_("provider.malformed")
 _UNKNOWN_CODE = N_("provider.unknown_code")
 _RETRY_SAFE_HTTP: Final = frozenset({502, 503})
 
-JD_MESSAGE_IDS: dict[str, str] = {
-    # business result.code
-    "jdcloud.request_missing_fields": (
-        "The face service says the bot's request lacked a required field. This is a bot "
-        "problem; please tell the bot's operator."
-    ),
-    "jdcloud.image_too_small": (
-        "The photo is too small for the face service (at least 48×48 px). Send a larger photo."
-    ),
-    "jdcloud.image_too_large": (
-        "The photo is too large for the face service (at most 2048×2048 px). Send a smaller photo."
-    ),
-    "jdcloud.base64_invalid": (
-        "The face service could not read the image. Send the photo again as a JPEG or PNG file."
-    ),
-    "jdcloud.base64_too_large": (
-        "The photo file is too big for the face service. Send a smaller or more compressed photo."
-    ),
-    "jdcloud.request_param_invalid": (
-        "The face service refused a parameter of the bot's request. This is a bot problem; "
-        "please tell the bot's operator."
-    ),
-    "jdcloud.no_face": (
-        "No face was found. Send photos where the face is clearly visible from the front."
-    ),
-    "jdcloud.no_face_a": (
-        "No face was found in the first photo. Send a photo where the face is clearly visible."
-    ),
-    "jdcloud.no_face_b": (
-        "No face was found in the second photo. Send a photo where the face is clearly visible."
-    ),
-    "jdcloud.face_quality": (
-        "The face is not sharp enough. Send a sharper, well-lit photo taken from the front."
-    ),
-    "jdcloud.face_posture": (
-        "The face is turned too far away. Send a photo where the person looks at the camera."
-    ),
-    "jdcloud.compare_failed": (
-        "The faces could not be compared. Try again with clearer photos of one face each."
-    ),
-    "jdcloud.request_not_json": (
-        "The face service could not read the bot's request. This is a bot problem; "
-        "please tell the bot's operator."
-    ),
-    "jdcloud.timeout": (
-        "The face service took too long to process the photo. Please try again in a moment, "
-        "perhaps with a smaller photo."
-    ),
-    # system code
-    "jdcloud.pay_required": (
-        "The face service needs a payment on the bot's account. Please tell the bot's operator."
-    ),
-    "jdcloud.system_busy": "The face service is busy. Please try again in a few minutes.",
-    "jdcloud.gateway_failed": (
-        "The face service could not reach its backend. Please try again later."
-    ),
-    "jdcloud.daily_limit": (
-        "The bot has used up today's calls to the face service. Please try again tomorrow."
-    ),
-    "jdcloud.qps_limit": (
-        "The face service is receiving too many requests from the bot. "
-        "Please try again in a minute."
-    ),
-    "jdcloud.cluster_qps_limit": (
-        "The face service is overloaded right now. Please try again in a few minutes."
-    ),
-    "jdcloud.no_permission": (
-        "The bot's account has not bought this face service. Please tell the bot's operator."
-    ),
-    "jdcloud.user_disabled": (
-        "The bot's account with the face service is disabled. Please tell the bot's operator."
-    ),
-    "jdcloud.publisher_permission": (
-        "The face service's publisher has not granted the bot access. "
-        "Please tell the bot's operator."
-    ),
-    "jdcloud.publisher_fault": (
-        "The face service reported an internal error. Please try again later."
-    ),
-    "jdcloud.publisher_bad_answer": (
-        "The face service sent an answer it could not deliver. Please try again later."
-    ),
-    # API gateway
-    "jdcloud.gateway_sign_mismatch": (
-        "The face service refused the bot's signature (wrong secret key or a wrong server "
-        "clock). Please tell the bot's operator."
-    ),
-    "jdcloud.gateway_key_unknown": (
-        "The face service does not know the bot's access key. Please tell the bot's operator."
-    ),
-    "jdcloud.gateway_lack_params": (
-        "The face service says the bot's request was not signed completely. "
-        "Please tell the bot's operator."
-    ),
-    "jdcloud.gateway_unauthenticated": (
-        "The face service could not authenticate the bot (check the keys and the server "
-        "clock). Please tell the bot's operator."
-    ),
-    "jdcloud.gateway_nonce": (
-        "The face service saw the same request twice and refused it. Please send the photos again."
-    ),
-    "jdcloud.gateway_auth": (
-        "The face service refused the bot's credentials. Please tell the bot's operator."
-    ),
-    "jdcloud.gateway_not_found": (
-        "The bot is configured with a wrong address for the face service. "
-        "Please tell the bot's operator."
-    ),
-    "jdcloud.gateway_throttled": (
-        "The face service is limiting the bot's requests. Please try again in a minute."
-    ),
-    "jdcloud.gateway_fault": (
-        "The face service is temporarily unavailable. Please try again later."
-    ),
-    "jdcloud.gateway_error": (
-        "The face service rejected the bot's request. Please try again later; if it repeats, "
-        "tell the bot's operator."
-    ),
-}
 """Every ``jdcloud.*`` message id with its English sentence (what to do next)."""
 
 _EMOTIONS: dict[str, Emotion] = {

@@ -53,7 +53,6 @@ __all__ = [
     "DETECT_MAX_LONG_SIDE",
     "DETECT_MAX_SHORT_SIDE",
     "DETECT_PATH",
-    "JUMDATA_DETECT_MESSAGE_IDS",
     "MAX_FACE_NUM",
     "JumdataDetector",
     "build_detect_form",
@@ -92,15 +91,6 @@ _DETECT_NO_FACE = N_("jumdata.detect_no_face")
 _DETECT_BAD_REQUEST = N_("jumdata.detect_bad_request")
 _MALFORMED = N_("provider.malformed")
 
-JUMDATA_DETECT_MESSAGE_IDS: dict[str, str] = {
-    "jumdata.detect_no_face": (
-        "No face was found in the photo. Send a photo where the face is clearly visible."
-    ),
-    "jumdata.detect_bad_request": (
-        "The face detection service rejected the photo. Send a JPEG, PNG or BMP photo of at "
-        "most 8 MB and 1920×1080 px."
-    ),
-}
 """Detect's own message ids with their English sentences; shared codes use the check's."""
 
 

@@ -25,7 +25,6 @@ from services.images import prepare_image
 from services.providers.base import HttpReply
 from services.providers.jumdata_detect import (
     DETECT_LIMITS_JUMDATA,
-    JUMDATA_DETECT_MESSAGE_IDS,
     JumdataDetector,
     detect_limits_for,
     face_fields,
@@ -165,13 +164,6 @@ def test_codes(code: int, msg: str, family: type[ProviderError], message_id: str
     assert error.code == code and error.provider_msg == msg and error.charged is False
     if code == 201:
         assert error.task_no == "123"
-
-
-def test_detect_message_ids_documented() -> None:
-    assert set(JUMDATA_DETECT_MESSAGE_IDS) == {
-        "jumdata.detect_no_face",
-        "jumdata.detect_bad_request",
-    }
 
 
 @pytest.mark.parametrize(
