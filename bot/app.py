@@ -16,6 +16,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
+from bot.flows import FlowTimers
 from bot.handlers import routers
 from bot.i18n import LOCALES, LocaleMiddleware, create_i18n
 from bot.middlewares.album import AlbumMiddleware
@@ -54,6 +55,7 @@ def create_dispatcher(
     dispatcher["preferences"] = preferences
     dispatcher["settings"] = settings
     dispatcher["i18n"] = i18n
+    dispatcher["timers"] = FlowTimers(settings.flow_timeout, i18n)
 
     inflight = InFlightMiddleware()
     dispatcher.update.outer_middleware(inflight)
@@ -97,6 +99,9 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
         with i18n.context(), i18n.use_locale(locale):
             commands = [
                 BotCommand(command="check", description=_("command.check")),
+                BotCommand(command="compare", description=_("command.compare")),
+                BotCommand(command="faces", description=_("command.faces")),
+                BotCommand(command="analyze", description=_("command.analyze")),
                 BotCommand(command="lang", description=_("command.lang")),
                 BotCommand(command="help", description=_("command.help")),
                 BotCommand(command="cancel", description=_("command.cancel")),
@@ -105,12 +110,13 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
         await bot.set_my_commands(commands, language_code=language)
 
 
-async def on_shutdown(inflight: InFlightMiddleware, services: Services) -> None:
+async def on_shutdown(inflight: InFlightMiddleware, services: Services, timers: FlowTimers) -> None:
     """Let the requests in flight finish (bounded), then close the provider sessions."""
     if inflight.count:
         log.info("waiting for %d request(s) in flight", inflight.count)
         if not await inflight.wait_idle(SHUTDOWN_GRACE_SECONDS):
             log.warning("%d request(s) still running at shutdown", inflight.count)
+    await timers.close()
     await services.close()
     log.info("stopped")
 

@@ -28,6 +28,12 @@ class Settings(ServiceSettings):
     admin_ids: AdminIds = Field(
         default_factory=list, description="comma-separated Telegram user ids, like 1234,5678"
     )
+    flow_timeout: float = Field(
+        600, gt=0, description="seconds a flow waits for a photo before it expires, above 0"
+    )
+    analyze_sensitive_attributes: bool = Field(
+        False, description="true to show race and the beauty score in /analyze"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="one of DEBUG, INFO, WARNING, ERROR"
     )

@@ -26,10 +26,15 @@ class HasImage(Filter):
 
 
 class RepliesToImage(Filter):
-    """``/check`` sent as a reply to a photo: injects the replied photo as ``image``."""
+    """A message sent as a reply to a photo: injects ``replied_image`` and its message."""
 
     async def __call__(self, message: Message) -> bool | dict[str, Any]:
         ref = image_ref(message.reply_to_message)
         if ref is None:
             return False
-        return {"image": ref, "image_message": message.reply_to_message}
+        return {"replied_image": ref, "replied_message": message.reply_to_message}
+
+
+def is_album(message: Message, album: list[Message] | None = None) -> bool:
+    """More than one photo arrived together (see ``AlbumMiddleware``)."""
+    return album is not None and len(album) > 1

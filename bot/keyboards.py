@@ -23,6 +23,9 @@ class LanguageChoice(CallbackData, prefix="lang"):
 
 _OPERATION_BUTTONS = {
     Operation.CHECK: lambda: _("button.check"),
+    Operation.COMPARE: lambda: _("button.compare"),
+    Operation.DETECT: lambda: _("button.detect"),
+    Operation.ANALYZE: lambda: _("button.analyze"),
 }
 
 
@@ -32,7 +35,7 @@ def photo_actions(operations: list[Operation]) -> InlineKeyboardMarkup:
         label = _OPERATION_BUTTONS.get(operation)
         if label is not None:
             builder.button(text=label(), callback_data=PhotoAction(operation=operation))
-    builder.adjust(1)
+    builder.adjust(2)
     return builder.as_markup()
 
 

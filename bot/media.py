@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
@@ -23,6 +24,18 @@ class ImageRef:
     file_id: str
     file_size: int | None
     as_document: bool
+
+    def to_data(self) -> dict[str, Any]:
+        """A plain dict for FSM storage (memory or Redis)."""
+        return {
+            "file_id": self.file_id,
+            "file_size": self.file_size,
+            "as_document": self.as_document,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ImageRef:
+        return cls(str(data["file_id"]), data.get("file_size"), bool(data.get("as_document")))
 
 
 def image_ref(message: Message | None, *, any_document: bool = True) -> ImageRef | None:

@@ -13,6 +13,8 @@ from html import escape
 from aiogram.utils.i18n import gettext as _
 
 from services.errors import ImageError, OperationUnavailable, ProviderError, ServiceError
+from services.facecheck import AnalyzeOutcome, CompareOutcome, DetectOutcome
+from services.faces import VERDICT_MESSAGES, Emotion, Expression, Face, Gender, Glasses, Race
 from services.images import Change, PreparedImage
 from services.models import CheckResult, Measurements
 from services.rules import RuleOutcome, Side, evaluate
@@ -240,6 +242,9 @@ def check_report(result: CheckResult, image: PreparedImage, *, compressed: bool)
 
 def error_text(error: ServiceError) -> str:
     text = _(error.message_id).format_map(_safe_values(error))
+    photo = error.values.get("photo")
+    if isinstance(photo, int):
+        text = _("error.photo_n").format(n=photo) + " " + text
     if isinstance(error, ProviderError) and error.code is not None:
         text += (
             "\n<i>"
@@ -291,3 +296,175 @@ def _pack(sections: list[str]) -> list[str]:
         else:
             messages.append(section[:TEXT_LIMIT])
     return messages
+
+
+# --- compare, detect, analyze ------------------------------------------------------------------
+
+MAX_FACE_LINES = 20
+
+_GENDER = {Gender.MALE: lambda: _("attr.male"), Gender.FEMALE: lambda: _("attr.female")}
+_EMOTION = {
+    Emotion.ANGRY: lambda: _("emotion.angry"),
+    Emotion.DISGUST: lambda: _("emotion.disgust"),
+    Emotion.FEAR: lambda: _("emotion.fear"),
+    Emotion.HAPPY: lambda: _("emotion.happy"),
+    Emotion.SAD: lambda: _("emotion.sad"),
+    Emotion.SURPRISE: lambda: _("emotion.surprise"),
+    Emotion.NEUTRAL: lambda: _("emotion.neutral"),
+    Emotion.POUTY: lambda: _("emotion.pouty"),
+    Emotion.GRIMACE: lambda: _("emotion.grimace"),
+}
+_EXPRESSION = {
+    Expression.NONE: lambda: _("expression.none"),
+    Expression.SMILE: lambda: _("expression.smile"),
+    Expression.LAUGH: lambda: _("expression.laugh"),
+}
+_GLASSES = {
+    Glasses.NONE: lambda: _("attr.no_glasses"),
+    Glasses.COMMON: lambda: _("attr.glasses"),
+    Glasses.SUN: lambda: _("attr.sunglasses"),
+}
+_RACE = {
+    Race.WHITE: lambda: _("race.white"),
+    Race.BLACK: lambda: _("race.black"),
+    Race.ASIAN: lambda: _("race.asian"),
+    Race.ARABS: lambda: _("race.arabs"),
+    Race.INDIAN: lambda: _("race.indian"),
+}
+_PARTS = {
+    "left_eye": lambda: _("part.left_eye"),
+    "right_eye": lambda: _("part.right_eye"),
+    "nose": lambda: _("part.nose"),
+    "mouth": lambda: _("part.mouth"),
+    "left_cheek": lambda: _("part.left_cheek"),
+    "right_cheek": lambda: _("part.right_cheek"),
+    "chin_contour": lambda: _("part.chin"),
+}
+# jumdata's quality guidance (the Baidu face API it resells): above these a part counts
+# as covered, and a blur above 0.7 or light under 40 makes a face unusable for matching.
+OCCLUSION_LIMIT = 0.6
+BLUR_LIMIT = 0.7
+DARK_LIMIT = 40
+
+
+def _pose_text(face: Face) -> str:
+    if face.pose is None:
+        return ""
+    return _("face.pose").format(
+        yaw=fmt_angle(face.pose.yaw),
+        pitch=fmt_angle(face.pose.pitch),
+        roll=fmt_angle(face.pose.roll),
+    )
+
+
+def _quality_parts(face: Face) -> list[str]:
+    quality = face.quality
+    if quality is None:
+        return []
+    parts: list[str] = []
+    if quality.blur is not None:
+        parts.append(
+            _("face.blurry").format(value=fmt(quality.blur))
+            if quality.blur > BLUR_LIMIT
+            else _("face.sharp")
+        )
+    if quality.illumination is not None:
+        light = _("face.dark") if quality.illumination < DARK_LIMIT else _("face.light")
+        parts.append(light.format(value=fmt(round(quality.illumination))))
+    if quality.completeness is False:
+        parts.append(_("face.cut_off"))
+    covered = [
+        _PARTS[p]() for p, v in quality.occlusion.items() if p in _PARTS and v > OCCLUSION_LIMIT
+    ]
+    if covered:
+        parts.append(_("face.covered").format(parts=", ".join(covered)))
+    return parts
+
+
+def _attribute_parts(face: Face, *, sensitive: bool) -> list[str]:
+    parts: list[str] = []
+    if face.age is not None:
+        parts.append(_("attr.age").format(age=round(face.age)))
+    if face.gender is not None:
+        parts.append(_GENDER[face.gender]())
+    if face.emotion is not None:
+        parts.append(_EMOTION[face.emotion]())
+    if face.expression is not None:
+        parts.append(_EXPRESSION[face.expression]())
+    if face.smile is not None:
+        parts.append(_("attr.smile").format(value=fmt(round(face.smile))))
+    if face.glasses is not None:
+        parts.append(_GLASSES[face.glasses]())
+    if face.mask is not None:
+        parts.append(_("attr.mask") if face.mask else _("attr.no_mask"))
+    if face.beard is not None:
+        parts.append(_("attr.beard") if face.beard else _("attr.no_beard"))
+    if sensitive:
+        if face.race is not None:
+            parts.append(_RACE[face.race]())
+        if face.beauty is not None:
+            parts.append(_("attr.beauty").format(value=fmt(round(face.beauty))))
+    return parts
+
+
+def _face_lines(faces: tuple[Face, ...], details: list[list[str]]) -> list[str]:
+    lines = [
+        _("face.line").format(n=n, details=escape(_join(parts) or _("face.no_details")))
+        for n, parts in enumerate(details[:MAX_FACE_LINES], start=1)
+    ]
+    if len(faces) > MAX_FACE_LINES:
+        lines.append(_("face.more").format(count=len(faces) - MAX_FACE_LINES))
+    return lines
+
+
+def detect_report(outcome: DetectOutcome, *, attributes: bool) -> list[str]:
+    faces = outcome.faces
+    head = "<b>" + escape(_("faces.count").format(count=len(faces))) + "</b>"
+    details = [
+        [
+            *_quality_parts(face),
+            _pose_text(face),
+            *(_attribute_parts(face, sensitive=False) if attributes else []),
+        ]
+        for face in faces
+    ]
+    sections = [head + "\n" + "\n".join(_face_lines(faces, details))]
+    notes = change_notes(outcome.image)
+    if not attributes:
+        notes.append(_("faces.tip_all"))
+    notes.append(_("check.provider").format(provider=escape(outcome.result.provider)))
+    sections.append("<i>" + "\n".join(notes) + "</i>")
+    return sections
+
+
+def analyze_report(outcome: AnalyzeOutcome, *, sensitive: bool) -> list[str]:
+    faces = outcome.faces
+    head = "<b>" + escape(_("analyze.count").format(count=len(faces))) + "</b>"
+    details = [[*_attribute_parts(face, sensitive=sensitive), _pose_text(face)] for face in faces]
+    sections = [head + "\n" + "\n".join(_face_lines(faces, details))]
+    notes = change_notes(outcome.image)
+    notes.append(_("check.provider").format(provider=escape(outcome.result.provider)))
+    sections.append("<i>" + "\n".join(notes) + "</i>")
+    return sections
+
+
+def compare_report(outcome: CompareOutcome) -> list[str]:
+    result, thresholds = outcome.result, outcome.thresholds
+    verdict = escape(_(VERDICT_MESSAGES[outcome.verdict]))
+    lines = [
+        f"<b>{verdict}</b>",
+        escape(_("compare.similarity").format(percent=round(result.score * 100))),
+    ]
+    for nth, faces in ((1, result.faces_a), (2, result.faces_b)):
+        if len(faces) > 1:
+            lines.append(escape(_("compare.several_faces").format(n=nth, count=len(faces))))
+    explain = _("compare.explain").format(
+        probably=fmt(thresholds.probably_same),
+        high=fmt(thresholds.same_high),
+        very_high=fmt(thresholds.same_very_high),
+    )
+    notes = [explain]
+    for image in outcome.images:
+        notes.extend(change_notes(image))
+    notes.append(_("check.provider").format(provider=escape(result.provider)))
+    return ["\n".join(lines), "<i>" + escape("\n".join(notes)) + "</i>"]

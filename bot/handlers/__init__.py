@@ -6,14 +6,19 @@ process can run several dispatchers: the tests and the benchmarks do.
 
 from aiogram import Router
 
-from bot.handlers import check, common, fallback, language, photo_menu
+from bot.handlers import common, compare, fallback, language, photo_menu, photo_ops
+from services.models import Operation
 
 
 def routers() -> list[Router]:
     return [
         common.create_router(),
         language.create_router(),
-        check.create_router(),
+        photo_ops.create_router(Operation.CHECK),
+        photo_ops.create_router(Operation.DETECT),
+        photo_ops.create_router(Operation.ANALYZE),
+        compare.create_router(),
+        photo_ops.create_flow_router(),
         photo_menu.create_router(),
         fallback.create_router(),
     ]

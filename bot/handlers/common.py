@@ -8,6 +8,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.flows import FlowTimers
+
 
 def help_text() -> str:
     return "\n\n".join(
@@ -19,8 +21,8 @@ def help_text() -> str:
     )
 
 
-async def on_start(message: Message, state: FSMContext) -> None:
-    await state.clear()
+async def on_start(message: Message, state: FSMContext, timers: FlowTimers) -> None:
+    await _end_flow(message, state, timers)
     await message.answer(_("start.greeting").format(name=_html(message)) + "\n\n" + help_text())
 
 
@@ -28,12 +30,18 @@ async def on_help(message: Message) -> None:
     await message.answer(help_text())
 
 
-async def on_cancel(message: Message, state: FSMContext) -> None:
+async def on_cancel(message: Message, state: FSMContext, timers: FlowTimers) -> None:
     if await state.get_state() is None:
         await message.answer(_("cancel.nothing"))
         return
-    await state.clear()
+    await _end_flow(message, state, timers)
     await message.answer(_("cancel.done"))
+
+
+async def _end_flow(message: Message, state: FSMContext, timers: FlowTimers) -> None:
+    await state.clear()
+    if message.from_user is not None:
+        timers.disarm(message.chat.id, message.from_user.id)
 
 
 def _html(message: Message) -> str:

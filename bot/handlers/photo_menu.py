@@ -6,25 +6,23 @@ from contextlib import suppress
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.config import Settings
 from bot.filters import HasImage
-from bot.handlers.check import run_check
+from bot.flows import FlowTimers
+from bot.handlers.compare import wait_for_second
 from bot.keyboards import PhotoAction, photo_actions
 from bot.media import image_ref
-from bot.render import error_text
-from services.errors import OperationUnavailable
+from bot.operations import refuse_if_unavailable, run_single
 from services.facecheck import Services
 from services.models import Operation
 
 
-def available_operations(services: Services) -> list[Operation]:
-    return [Operation.CHECK] if services.check.available else []
-
-
 async def on_unsolicited_photo(message: Message, services: Services) -> None:
-    operations = available_operations(services)
+    operations = [op for op in Operation if services.available(op)]
     if not operations:
         await message.reply(_("menu.nothing_available"))
         return
@@ -32,7 +30,13 @@ async def on_unsolicited_photo(message: Message, services: Services) -> None:
 
 
 async def on_photo_action(
-    query: CallbackQuery, callback_data: PhotoAction, bot: Bot, services: Services
+    query: CallbackQuery,
+    callback_data: PhotoAction,
+    bot: Bot,
+    services: Services,
+    settings: Settings,
+    state: FSMContext,
+    timers: FlowTimers,
 ) -> None:
     menu = query.message
     photo_message = getattr(menu, "reply_to_message", None)
@@ -40,18 +44,17 @@ async def on_photo_action(
     if photo_message is None or ref is None:
         await query.answer(_("menu.photo_gone"), show_alert=True)
         return
-    if callback_data.operation is Operation.CHECK and not services.check.available:
-        await query.answer()
-        await photo_message.reply(
-            error_text(OperationUnavailable(Operation.CHECK.value, services.check.provider.name))
-        )
-        return
-    await query.answer(_("menu.working"))
+    operation = callback_data.operation
+    await query.answer()
     if isinstance(menu, Message):
         with suppress(TelegramBadRequest):  # already edited by a second press
             await menu.edit_reply_markup(reply_markup=None)
-    if callback_data.operation is Operation.CHECK:
-        await run_check(photo_message, ref, bot, services)
+    if await refuse_if_unavailable(photo_message, services, operation):
+        return
+    if operation is Operation.COMPARE:
+        await wait_for_second(photo_message, ref, state, bot, timers)
+        return
+    await run_single(operation, photo_message, ref, bot, services, settings)
 
 
 def create_router() -> Router:

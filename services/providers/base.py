@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 
 from services.errors import ProviderError, ProviderUnavailableError
+from services.faces import AnalyzeResult, CompareResult, DetectResult
 from services.images import ImageLimits, PreparedImage
 from services.models import CheckResult
 
@@ -30,6 +31,54 @@ class IdPhotoChecker(Protocol):
     def available(self) -> bool: ...
 
     async def check(self, image: PreparedImage) -> CheckResult: ...
+
+    async def close(self) -> None: ...
+
+
+class FaceComparer(Protocol):
+    """1:1 face compare: JD Cloud ``faceCompareV1`` or the local engine."""
+
+    name: str
+    limits: ImageLimits
+
+    @property
+    def available(self) -> bool: ...
+
+    async def compare(self, a: PreparedImage, b: PreparedImage) -> CompareResult: ...
+
+    async def close(self) -> None: ...
+
+
+class FaceDetector(Protocol):
+    """Every face in a photo: jumdata ``/face/detect`` or the local engine.
+
+    ``limits_for`` exists because jumdata bounds both sides (1920x1080 either way).
+    """
+
+    name: str
+
+    @property
+    def available(self) -> bool: ...
+
+    def limits_for(self, width: int, height: int) -> ImageLimits: ...
+
+    async def detect(
+        self, image: PreparedImage, *, max_faces: int = 120, attributes: bool = False
+    ) -> DetectResult: ...
+
+    async def close(self) -> None: ...
+
+
+class FaceAnalyzer(Protocol):
+    """Per-face attributes: JD Cloud ``facePropV1`` or the local engine."""
+
+    name: str
+    limits: ImageLimits
+
+    @property
+    def available(self) -> bool: ...
+
+    async def analyze(self, image: PreparedImage, *, max_faces: int = 5) -> AnalyzeResult: ...
 
     async def close(self) -> None: ...
 

@@ -155,7 +155,7 @@ async def test_waiting_flow_explains_and_cancels(tg, jumdata, jumdata_bot) -> No
     mark = len(tg.calls)
     tg.user_message(106, text="hello?")
     nudge = await reply(tg, 106, after=mark)
-    assert fragment("en", "check.expecting_photo") in text_of(nudge)
+    assert fragment("en", "flow.expecting_photo") in text_of(nudge)
     mark = len(tg.calls)
     tg.user_message(106, text="/cancel")
     done = await reply(tg, 106, after=mark)

@@ -1,0 +1,149 @@
+"""/compare: two photos in, a verdict and the two faces side by side out.
+
+Ways in: ``/compare`` then two photos; an album of two with ``/compare`` in the
+caption; a photo captioned ``/compare`` sent as a reply to another photo; the
+"Compare" button under a photo, which then asks for the other one.
+"""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.filters import HasImage, RepliesToImage, is_album
+from bot.flows import FlowTimers
+from bot.media import ImageRef, image_ref
+from bot.operations import refuse_if_unavailable, run_compare
+from bot.states import CompareFlow
+from services.facecheck import Services
+from services.models import Operation
+
+COMMAND = Command("compare")
+
+
+async def wait_for_second(
+    message: Message, first: ImageRef, state: FSMContext, bot: Bot, timers: FlowTimers
+) -> None:
+    """The first photo is known: keep it and ask for the other one."""
+    await state.set_state(CompareFlow.second)
+    await state.set_data({"first": first.to_data()})
+    if message.from_user is not None:
+        await timers.arm(state, bot, message.chat.id, message.from_user.id)
+    await message.answer(_("compare.send_second"))
+
+
+async def on_album(
+    message: Message,
+    album: list[Message],
+    bot: Bot,
+    services: Services,
+    state: FSMContext,
+    timers: FlowTimers,
+) -> None:
+    await state.clear()
+    if await refuse_if_unavailable(message, services, Operation.COMPARE):
+        return
+    refs = [(item, ref) for item in album if (ref := image_ref(item)) is not None]
+    if len(refs) == 1:
+        await wait_for_second(refs[0][0], refs[0][1], state, bot, timers)
+        return
+    if len(refs) > 2:
+        await message.answer(_("compare.album_first_two"))
+    (_first_message, first), (second_message, second) = refs[0], refs[1]
+    await run_compare(second_message, first, second, bot, services)
+
+
+async def on_photo_replying_to_photo(
+    message: Message,
+    image: ImageRef,
+    replied_image: ImageRef,
+    bot: Bot,
+    services: Services,
+    state: FSMContext,
+) -> None:
+    await state.clear()
+    if await refuse_if_unavailable(message, services, Operation.COMPARE):
+        return
+    await run_compare(message, replied_image, image, bot, services)
+
+
+async def on_command_with_photo(
+    message: Message,
+    image: ImageRef,
+    bot: Bot,
+    services: Services,
+    state: FSMContext,
+    timers: FlowTimers,
+) -> None:
+    if await refuse_if_unavailable(message, services, Operation.COMPARE):
+        return
+    await wait_for_second(message, image, state, bot, timers)
+
+
+async def on_command_replying_to_photo(
+    message: Message,
+    replied_image: ImageRef,
+    bot: Bot,
+    services: Services,
+    state: FSMContext,
+    timers: FlowTimers,
+) -> None:
+    if await refuse_if_unavailable(message, services, Operation.COMPARE):
+        return
+    await wait_for_second(message, replied_image, state, bot, timers)
+
+
+async def on_command(
+    message: Message, bot: Bot, services: Services, state: FSMContext, timers: FlowTimers
+) -> None:
+    if await refuse_if_unavailable(message, services, Operation.COMPARE):
+        return
+    await state.set_state(CompareFlow.first)
+    await state.set_data({})
+    if message.from_user is not None:
+        await timers.arm(state, bot, message.chat.id, message.from_user.id)
+    await message.answer(_("compare.send_first"))
+
+
+async def on_first_photo(
+    message: Message, image: ImageRef, state: FSMContext, bot: Bot, timers: FlowTimers
+) -> None:
+    await wait_for_second(message, image, state, bot, timers)
+
+
+async def on_second_photo(
+    message: Message,
+    image: ImageRef,
+    bot: Bot,
+    services: Services,
+    state: FSMContext,
+    timers: FlowTimers,
+) -> None:
+    data = await state.get_data()
+    await state.clear()
+    if message.from_user is not None:
+        timers.disarm(message.chat.id, message.from_user.id)
+    first = ImageRef.from_data(data["first"])
+    await run_compare(message, first, image, bot, services)
+
+
+async def on_not_a_photo(message: Message) -> None:
+    await message.answer(_("flow.expecting_photo"))
+
+
+def create_router() -> Router:
+    router = Router(name="compare")
+    router.message.register(on_album, COMMAND, HasImage(), is_album)
+    router.message.register(on_photo_replying_to_photo, COMMAND, HasImage(), RepliesToImage())
+    router.message.register(on_command_with_photo, COMMAND, HasImage())
+    router.message.register(on_command_replying_to_photo, COMMAND, RepliesToImage())
+    router.message.register(on_command, COMMAND)
+    router.message.register(on_album, CompareFlow.first, HasImage(), is_album)
+    router.message.register(on_first_photo, CompareFlow.first, HasImage())
+    router.message.register(on_second_photo, CompareFlow.second, HasImage())
+    router.message.register(on_not_a_photo, CompareFlow.first, ~F.text.startswith("/"))
+    router.message.register(on_not_a_photo, CompareFlow.second, ~F.text.startswith("/"))
+    return router
