@@ -274,27 +274,34 @@ class _Defaults(dict[str, str]):
 
 
 def split_for_caption(sections: list[str]) -> tuple[str, list[str]]:
-    """The first sections that fit a photo caption; the rest go in text messages."""
+    """The leading sections that fit a photo caption; the rest go in text messages.
+
+    When even the first section is too long, the caption is its first line (the
+    verdict or the count, a whole HTML element) and the full text follows.
+    """
     caption = ""
-    rest: list[str] = []
-    for section in sections:
+    for index, section in enumerate(sections):
         candidate = f"{caption}\n\n{section}" if caption else section
-        if not rest and len(candidate) <= CAPTION_LIMIT:
-            caption = candidate
-        else:
-            rest.append(section)
-    if not caption:
-        caption = sections[0][: CAPTION_LIMIT - 1]
-    return caption, _pack(rest)
+        if len(candidate) > CAPTION_LIMIT:
+            if not caption:
+                return section.split("\n", 1)[0], _pack(sections)
+            return caption, _pack(sections[index:])
+        caption = candidate
+    return caption, []
 
 
 def _pack(sections: list[str]) -> list[str]:
+    """Text messages of at most ``TEXT_LIMIT`` characters, split between lines."""
     messages: list[str] = []
     for section in sections:
-        if messages and len(messages[-1]) + 2 + len(section) <= TEXT_LIMIT:
-            messages[-1] += "\n\n" + section
-        else:
-            messages.append(section[:TEXT_LIMIT])
+        separator = "\n\n"
+        for line in section.split("\n"):
+            line = line[:TEXT_LIMIT]
+            if messages and len(messages[-1]) + len(separator) + len(line) <= TEXT_LIMIT:
+                messages[-1] += separator + line
+            else:
+                messages.append(line)
+            separator = "\n"
     return messages
 
 

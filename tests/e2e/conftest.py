@@ -37,7 +37,7 @@ async def run_bot(tg: FakeTelegram, **settings: Any) -> AsyncIterator[RunningBot
     services = Services.from_settings(config)
     bot = create_bot(config)
     dispatcher = create_dispatcher(config, services)
-    mark = len(tg.calls)
+    len(tg.calls)
     task = asyncio.create_task(
         dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
     )

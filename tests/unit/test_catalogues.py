@@ -108,3 +108,16 @@ def test_translations_are_safe_in_html_mode(locale: str) -> None:
 )
 def test_language_codes(code: str | None, expected: str | None) -> None:
     assert match_locale(code) == expected
+
+
+def test_long_reports_split_at_whole_sections() -> None:
+    from bot.render import CAPTION_LIMIT, TEXT_LIMIT, split_for_caption
+
+    short, long_ = "<b>Head</b>\nline", "<b>Faces: 40</b>\n" + "\n".join(["#n: x" * 30] * 40)
+    assert split_for_caption([short, "tail"]) == (short + "\n\ntail", [])
+    caption, rest = split_for_caption([long_, short])
+    assert caption == "<b>Faces: 40</b>" and len(rest) > 1
+    assert all(len(part) <= TEXT_LIMIT for part in rest)
+    assert "\n".join(rest).replace("\n\n", "\n") == (long_ + "\n" + short)
+    caption, rest = split_for_caption([short, "tail " * 300])
+    assert caption == short and len(caption) <= CAPTION_LIMIT and rest == ["tail " * 300]
