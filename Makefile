@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(PY) -m bot
 
 test: $(STAMP)
+	$(PY) -m ruff check bot services tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -1,9 +1,12 @@
-"""The bot's own time from update to reply for /check, against a bare aiogram echo.
+"""The bot's own time from update to reply, against a bare aiogram echo.
 
-Both run in this process against the same fake Telegram server over loopback HTTP;
-the fake jumdata answers at once, so what is measured is the bot: download, image
-pipeline, the provider round trip on loopback, drawing, upload. Reported as medians
-and as ratios to the echo round trip measured in the same run.
+Everything runs in this process against the same fake Telegram server over loopback
+HTTP; the fake providers answer at once, so what is measured is the bot: download,
+image pipeline, the provider round trip on loopback, drawing, upload. Reported as
+medians and as ratios to the echo round trip measured in the same run.
+
+- /check of a 600x800 photo and of a 4000x3000 phone JPEG (sent as files);
+- /compare of two 600x800 photos: from the second photo's update to the reply.
 
     python -m bench.check_roundtrip [--runs 15]
 """
@@ -24,6 +27,7 @@ from bot.app import create_bot
 from bot.config import Settings
 from tests.conftest import portrait_jpeg
 from tests.e2e.conftest import run_bot
+from tests.fakes.jdcloud import FakeJdCloud
 from tests.fakes.jumdata import FakeJumdata
 from tests.fakes.telegram import FakeTelegram
 
@@ -74,6 +78,23 @@ async def check_times(
         ]
 
 
+async def compare_times(tg: FakeTelegram, photo: bytes, runs: int) -> list[float]:
+    async with FakeJdCloud(daily_limit=10_000) as jdcloud, run_bot(
+        tg,
+        compare_provider="jdcloud",
+        jdcloud_access_key=jdcloud.access_key,
+        jdcloud_secret_key=jdcloud.secret_key,
+        jdcloud_url=jdcloud.base_url,
+    ):
+        times = []
+        for i in range(runs + 1):
+            user = 30_000 + i
+            await round_trip(tg, user, "sendmessage", text="/compare")
+            await round_trip(tg, user, "sendmessage", document=photo)
+            times.append(await round_trip(tg, user, "sendphoto", document=photo))
+        return times[1:]  # the first one warms up the sessions
+
+
 async def main(runs: int) -> dict[str, float]:
     small = portrait_jpeg(600, 800)
     phone = portrait_jpeg(4000, 3000, quality=90)
@@ -81,13 +102,16 @@ async def main(runs: int) -> dict[str, float]:
         echo = await echo_times(tg, runs)
         check_small = await check_times(tg, jumdata, small, runs, 10_000)
         check_phone = await check_times(tg, jumdata, phone, runs, 20_000)
+        compare = await compare_times(tg, small, runs)
     medians = {
         "echo_ms": statistics.median(echo) * 1000,
         "check_600x800_ms": statistics.median(check_small) * 1000,
         "check_4000x3000_ms": statistics.median(check_phone) * 1000,
+        "compare_600x800_ms": statistics.median(compare) * 1000,
     }
     medians["check_600x800_vs_echo"] = medians["check_600x800_ms"] / medians["echo_ms"]
     medians["check_4000x3000_vs_echo"] = medians["check_4000x3000_ms"] / medians["echo_ms"]
+    medians["compare_600x800_vs_echo"] = medians["compare_600x800_ms"] / medians["echo_ms"]
     return medians
 
 
@@ -98,8 +122,9 @@ if __name__ == "__main__":
     figures = asyncio.run(main(args.runs))
     print(f"median of {args.runs} runs, update pushed -> reply received by the fake server")
     print(f"  bare aiogram echo        {figures['echo_ms']:8.1f} ms   1.0x")
-    for name in ("600x800", "4000x3000"):
-        ms, ratio = figures[f"check_{name}_ms"], figures[f"check_{name}_vs_echo"]
-        print(f"  /check {name:<17} {ms:8.1f} ms  {ratio:5.1f}x")
+    for name in ("check_600x800", "check_4000x3000", "compare_600x800"):
+        ms, ratio = figures[f"{name}_ms"], figures[f"{name}_vs_echo"]
+        label = "/" + name.replace("_", " ", 1)
+        print(f"  {label:<24} {ms:8.1f} ms  {ratio:5.1f}x")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "check_roundtrip.json").write_text(json.dumps(figures, indent=2))
