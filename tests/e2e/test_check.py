@@ -412,3 +412,47 @@ async def test_logs_hold_no_token_or_secret(tg, jumdata, jumdata_bot, caplog) ->
     assert "余额不足" in caplog.text  # the provider's text is logged...
     assert tg.token not in caplog.text  # ...never the token or the secret
     assert jumdata.app_secret not in caplog.text
+
+
+# --- the Huawei marketplace resale ---------------------------------------------------------------
+
+
+async def test_huawei_check_is_signed_and_answered(tg, huawei) -> None:
+    settings = {
+        "check_provider": "huawei",
+        "huawei_app_key": huawei.app_key,
+        "huawei_app_secret": huawei.app_secret,
+        "huawei_check_url": huawei.url,
+    }
+    async with run_bot(tg, **settings):
+        original = portrait_jpeg()
+        mark = len(tg.calls)
+        tg.user_message(1100, document=original, caption="/check", language_code="zh-cn")
+        answer = await reply(tg, 1100, after=mark, method="sendphoto")
+        assert tr("zh_Hans", "check.verdict.pass") in text_of(answer)
+        [request] = huawei.received()
+        assert request.auth_ok and request.image_field == "base64"
+        assert request.image_bytes == original
+
+        huawei.script(code=501, times=3)
+        mark = len(tg.calls)
+        tg.user_message(1101, document=original, caption="/check")
+        answer = await reply(tg, 1101, after=mark)
+        assert fragment("en", "jumdata.source_maintenance") in text_of(answer)
+        assert len(huawei.received()) == 1 + 3
+
+
+async def test_huawei_wrong_secret_is_the_operators_problem(tg, huawei) -> None:
+    settings = {
+        "check_provider": "huawei",
+        "huawei_app_key": huawei.app_key,
+        "huawei_app_secret": "wrong",
+        "huawei_check_url": huawei.url,
+    }
+    async with run_bot(tg, **settings):
+        mark = len(tg.calls)
+        tg.user_message(1102, document=portrait_jpeg(), caption="/check")
+        answer = await reply(tg, 1102, after=mark)
+    assert fragment("en", "huawei.gateway_auth") in text_of(answer)
+    assert "APIG.0303" in text_of(answer)
+    assert [r.auth_ok for r in huawei.received()] == [False]

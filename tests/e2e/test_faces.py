@@ -348,3 +348,74 @@ async def test_analyze_via_button(tg, jdcloud, cloud_bot) -> None:
     tg.press_button(902, menu.result, button["callback_data"])
     answer = await reply(tg, 902, after=mark, method="sendphoto")
     assert tr("en", "analyze.count").format(count=1) in text_of(answer)
+
+
+# --- every way into /faces and /analyze -----------------------------------------------------------
+
+WAYS = ["command_then_photo", "caption", "reply", "button"]
+OPERATIONS = {
+    "detect": ("/faces", "faces.count", "button.detect"),
+    "analyze": ("/analyze", "analyze.count", "button.analyze"),
+}
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+async def test_every_way_in(tg, jdcloud, jumdata, cloud_bot, operation: str, way: str) -> None:
+    command, count_id, button_id = OPERATIONS[operation]
+    user = 950 + WAYS.index(way)
+    photo = portrait_jpeg()
+    if way == "command_then_photo":
+        mark = len(tg.calls)
+        tg.user_message(user, text=command)
+        await reply(tg, user, after=mark)
+        mark = len(tg.calls)
+        target = tg.user_message(user, photo=photo)
+    elif way == "caption":
+        mark = len(tg.calls)
+        target = tg.user_message(user, photo=photo, caption=command)
+    elif way == "reply":
+        target = tg.user_message(user, photo=photo)
+        await reply(tg, user, after=0)
+        mark = len(tg.calls)
+        tg.user_message(user, text=command, reply_to=target)
+    else:
+        target = tg.user_message(user, photo=photo)
+        menu = await reply(tg, user, after=0)
+        button = next(
+            b
+            for row in menu.params["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["text"] == tr("en", button_id)
+        )
+        mark = len(tg.calls)
+        tg.press_button(user, menu.result, button["callback_data"])
+    answer = await reply(tg, user, after=mark, method="sendphoto")
+    assert tr("en", count_id).format(count=1) in text_of(answer)
+    assert answer.params["reply_parameters"]["message_id"] == target["message_id"]
+    calls = jumdata.received(DETECT_PATH) if operation == "detect" else jdcloud.received(PROP_PATH)
+    assert len(calls) == 1
+
+
+async def test_every_detect_code_has_its_reply(tg, jumdata, cloud_bot) -> None:
+    from services.providers.jumdata_detect import detect_error_for_code
+
+    codes = [201, 400, 404, 500, 601, 602, 603, 604, 606, 607, 609, 610, 999]
+    for code in codes:
+        expected = detect_error_for_code("jumdata", code, None, charged=False, task_no=None)
+        attempts = 3 if expected.retry_safe else 1
+        jumdata.script(DETECT_PATH, code=code, times=attempts)
+        before = len(jumdata.received(DETECT_PATH))
+        mark = len(tg.calls)
+        tg.user_message(960, document=portrait_jpeg(), caption="/faces")
+        text = text_of(await reply(tg, 960, after=mark))
+        assert fragment("en", expected.message_id) in text, (code, text)
+        assert len(jumdata.received(DETECT_PATH)) - before == attempts
+
+
+async def test_bad_first_photo_of_a_compare_is_named(tg, jdcloud, cloud_bot) -> None:
+    data, name, mime, message_id = BAD_INPUTS["corrupt"]
+    answer = await compare_two(tg, 970, first=data)
+    assert tr("en", "error.photo_n").format(n=1) in text_of(answer)
+    assert fragment("en", message_id) in text_of(answer)
+    assert jdcloud.received(COMPARE_PATH) == []
