@@ -414,7 +414,7 @@ async def test_every_detect_code_has_its_reply(tg, jumdata, cloud_bot) -> None:
 
 
 async def test_bad_first_photo_of_a_compare_is_named(tg, jdcloud, cloud_bot) -> None:
-    data, name, mime, message_id = BAD_INPUTS["corrupt"]
+    data, _name, _mime, message_id = BAD_INPUTS["corrupt"]
     answer = await compare_two(tg, 970, first=data)
     assert tr("en", "error.photo_n").format(n=1) in text_of(answer)
     assert fragment("en", message_id) in text_of(answer)
