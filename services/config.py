@@ -6,6 +6,7 @@ Telegram settings on top in ``bot.config``; a plain script can use this class al
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -57,9 +58,63 @@ class ServiceSettings(BaseSettings):
         15.0, gt=0, le=300, description="seconds to wait for a provider, a number above 0"
     )
 
-    database_url: str = Field("", description="an SQLAlchemy URL")
-    redis_url: str = Field("", description="a redis:// URL")
+    local_landmarks: int = Field(
+        68, description="68 (the iBUG 300-W model, non-commercial) or 5 (commercial use)"
+    )
+    local_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+        description="a whole number of worker processes, 1 or more",
+    )
+    local_queue_limit: int = Field(
+        32, ge=1, description="how many photos may wait for the local engine, 1 or more"
+    )
+    local_detector: Literal["hog", "cnn"] = Field(
+        "hog", description="hog (fast, the default) or cnn (slow, several GB of memory)"
+    )
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/facecheck.db",
+        description="an SQLAlchemy async URL: sqlite+aiosqlite:///path or "
+        "postgresql+asyncpg://user@host/db",
+    )
+    redis_url: str = Field("", description="a redis:// URL, or empty for memory")
     user_daily_limit: int = Field(0, ge=0, description="a whole number, 0 for no limit")
+    quota_timezone: str = Field("UTC", description="an IANA time zone such as Europe/Moscow")
+    provider_reserve: int = Field(
+        0, ge=0, description="calls of each provider kept back for admins, 0 or more"
+    )
+    fallback_to_local: bool = Field(
+        False, description="true to answer with the local engine when a cloud provider cannot"
+    )
+    reservation_ttl: float = Field(
+        300, gt=0, description="seconds after which an unfinished reservation is released"
+    )
+
+    @field_validator("local_landmarks")
+    @classmethod
+    def _landmarks(cls, value: int) -> int:
+        if value not in (5, 68):
+            raise ValueError("must be 68 or 5")
+        return value
+
+    @field_validator("quota_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
 
     @field_validator("jumdata_url", "jdcloud_url", "huawei_check_url")
     @classmethod

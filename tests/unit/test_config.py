@@ -64,6 +64,9 @@ def test_malformed_token_is_not_echoed() -> None:
         ({"admin_ids": "12,abc"}, "ADMIN_IDS"),
         ({"jumdata_url": "ftp://x"}, "JUMDATA_URL"),
         ({"default_locale": "de"}, "DEFAULT_LOCALE"),
+        ({"local_landmarks": "17"}, "LOCAL_LANDMARKS"),
+        ({"quota_timezone": "Mars/Olympus"}, "QUOTA_TIMEZONE"),
+        ({"database_url": "mysql://x"}, "DATABASE_URL"),
     ],
 )
 def test_bad_settings_name_their_variable(env: dict[str, str], variable: str) -> None:
