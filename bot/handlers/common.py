@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -45,8 +47,6 @@ async def _end_flow(message: Message, state: FSMContext, timers: FlowTimers) -> 
 
 
 def _html(message: Message) -> str:
-    from html import escape
-
     user = message.from_user
     return escape(user.first_name) if user and user.first_name else ""
 
