@@ -14,6 +14,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.chat_action import ChatActionSender
+from aiogram.utils.i18n import gettext as _
 
 from bot import render
 from bot.config import Settings
@@ -53,6 +54,11 @@ class Options:
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Options:
         return cls(attributes=bool(data.get("attributes")))
+
+
+async def on_not_a_photo(message: Message) -> None:
+    """A flow waiting for a photo got something else."""
+    await message.answer(_("flow.expecting_photo"))
 
 
 async def refuse_if_unavailable(message: Message, services: Services, operation: Operation) -> bool:

@@ -6,11 +6,12 @@ provider's dict.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from services.values import number
 
 
 class Operation(StrEnum):
@@ -147,23 +148,9 @@ class Measurements:
         return cls(**kwargs, extra=extra)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
 def _pair(value: Any) -> tuple[float, float] | None:
     if isinstance(value, list | tuple) and len(value) == 2:
-        a, b = _number(value[0]), _number(value[1])
+        a, b = number(value[0]), number(value[1])
         if a is not None and b is not None:
             return (a, b)
     return None
@@ -173,15 +160,15 @@ def _coerce(name: str, unit: Unit, value: Any) -> Any:
     if name == "head_pose":
         if not isinstance(value, Mapping):
             return None
-        yaw = _number(value.get("yaw_angle", value.get("yaw")))
-        pitch = _number(value.get("pitch_angle", value.get("pitch")))
-        roll = _number(value.get("roll_angle", value.get("roll")))
+        yaw = number(value.get("yaw_angle", value.get("yaw")))
+        pitch = number(value.get("pitch_angle", value.get("pitch")))
+        roll = number(value.get("roll_angle", value.get("roll")))
         if yaw is None or pitch is None or roll is None:
             return None
         return HeadPose(yaw=yaw, pitch=pitch, roll=roll)
     if unit is Unit.RGB:
         if isinstance(value, list | tuple) and len(value) == 3:
-            parts = [_number(v) for v in value]
+            parts = [number(v) for v in value]
             if all(p is not None for p in parts):
                 return tuple(round(min(255.0, max(0.0, p))) for p in parts)  # type: ignore[arg-type]
         return None
@@ -195,18 +182,18 @@ def _coerce(name: str, unit: Unit, value: Any) -> Any:
     if unit is Unit.FLAG:
         if isinstance(value, bool):
             return value
-        number = _number(value)
-        if number is not None:
-            return number != 0
+        amount = number(value)
+        if amount is not None:
+            return amount != 0
         if isinstance(value, str) and value.lower() in {"true", "false"}:
             return value.lower() == "true"
         return None
-    number = _number(value)
-    if number is None:
+    amount = number(value)
+    if amount is None:
         return None
     if unit in (Unit.COUNT, Unit.BYTES):
-        return int(number)
-    return number
+        return int(amount)
+    return amount
 
 
 @dataclass(frozen=True, slots=True)

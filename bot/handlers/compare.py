@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.filters import HasImage, RepliesToImage, is_album
 from bot.flows import FlowTimers
 from bot.media import ImageRef, image_ref
-from bot.operations import refuse_if_unavailable, run_compare
+from bot.operations import on_not_a_photo, refuse_if_unavailable, run_compare
 from bot.states import CompareFlow
 from services.facecheck import Services
 from services.models import Operation
@@ -70,30 +70,21 @@ async def on_photo_replying_to_photo(
     await run_compare(message, replied_image, image, bot, services)
 
 
-async def on_command_with_photo(
+async def on_command_with_first(
     message: Message,
-    image: ImageRef,
     bot: Bot,
     services: Services,
     state: FSMContext,
     timers: FlowTimers,
+    image: ImageRef | None = None,
+    replied_image: ImageRef | None = None,
 ) -> None:
+    """``/compare`` on a photo (its caption) or replying to one: that photo comes first."""
+    first = image or replied_image
+    assert first is not None  # one of the filters put it there
     if await refuse_if_unavailable(message, services, Operation.COMPARE):
         return
-    await wait_for_second(message, image, state, bot, timers)
-
-
-async def on_command_replying_to_photo(
-    message: Message,
-    replied_image: ImageRef,
-    bot: Bot,
-    services: Services,
-    state: FSMContext,
-    timers: FlowTimers,
-) -> None:
-    if await refuse_if_unavailable(message, services, Operation.COMPARE):
-        return
-    await wait_for_second(message, replied_image, state, bot, timers)
+    await wait_for_second(message, first, state, bot, timers)
 
 
 async def on_command(
@@ -130,16 +121,12 @@ async def on_second_photo(
     await run_compare(message, first, image, bot, services)
 
 
-async def on_not_a_photo(message: Message) -> None:
-    await message.answer(_("flow.expecting_photo"))
-
-
 def create_router() -> Router:
     router = Router(name="compare")
     router.message.register(on_album, COMMAND, HasImage(), is_album)
     router.message.register(on_photo_replying_to_photo, COMMAND, HasImage(), RepliesToImage())
-    router.message.register(on_command_with_photo, COMMAND, HasImage())
-    router.message.register(on_command_replying_to_photo, COMMAND, RepliesToImage())
+    router.message.register(on_command_with_first, COMMAND, HasImage())
+    router.message.register(on_command_with_first, COMMAND, RepliesToImage())
     router.message.register(on_command, COMMAND)
     router.message.register(on_album, CompareFlow.first, HasImage(), is_album)
     router.message.register(on_first_photo, CompareFlow.first, HasImage())

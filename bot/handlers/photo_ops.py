@@ -16,7 +16,14 @@ from bot.config import Settings
 from bot.filters import HasImage, RepliesToImage
 from bot.flows import FlowTimers
 from bot.media import ImageRef
-from bot.operations import COMMANDS, Options, refuse_if_unavailable, run_album, run_single
+from bot.operations import (
+    COMMANDS,
+    Options,
+    on_not_a_photo,
+    refuse_if_unavailable,
+    run_album,
+    run_single,
+)
 from bot.states import PhotoFlow
 from services.facecheck import Services
 from services.models import Operation
@@ -113,10 +120,6 @@ async def on_awaited_photo(
         timers.disarm(message.chat.id, message.from_user.id)
     operation = Operation(data.get("operation", Operation.CHECK.value))
     await run_single(operation, message, image, bot, services, settings, Options.from_data(data))
-
-
-async def on_not_a_photo(message: Message) -> None:
-    await message.answer(_("flow.expecting_photo"))
 
 
 def create_flow_router() -> Router:

@@ -21,6 +21,15 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 3
 
 
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """What a provider code means: its failure family, its message, whether a retry is safe."""
+
+    family: type[ProviderError]
+    message_id: str
+    retry_safe: bool = False
+
+
 class IdPhotoChecker(Protocol):
     """An ID-photo compliance check: the jumdata API, its Huawei resale, the local engine."""
 

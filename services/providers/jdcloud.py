@@ -31,9 +31,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -59,8 +57,9 @@ from services.faces import (
 from services.i18n import N_
 from services.images import ImageLimits, PreparedImage
 from services.models import HeadPose
-from services.providers.base import HttpReply, HttpTransport, with_retries
+from services.providers.base import CodeInfo, HttpReply, HttpTransport, with_retries
 from services.signing import jdcloud_sign
+from services.values import flag, integer, number, text
 
 __all__ = [
     "ANALYZE_PATH",
@@ -101,13 +100,6 @@ JDCLOUD_LIMITS = ImageLimits(
 """Seeds 002/004: bmp/jpg/png, 48..2048 px a side, base64 text under 2 MB."""
 
 SUCCESS_CODE: Final = "10000"
-
-
-@dataclass(frozen=True, slots=True)
-class CodeInfo:
-    family: type[ProviderError]
-    message_id: str
-    retry_safe: bool = False
 
 
 # Top-level ``code``: the NeuHub system table (Face-Anti-Spoofing Error-Code.md; the
@@ -182,41 +174,6 @@ _RACES: dict[str, Race] = {"白种人": Race.WHITE, "黑种人": Race.BLACK, "�
 # ----------------------------------------------------------------------- values
 
 
-def _number(value: Any) -> float | None:
-    """A JSON number or a numeric string (``"133.65"``) as a finite float."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _integer(value: Any) -> int | None:
-    number = _number(value)
-    if number is None or not number.is_integer():
-        return None
-    return int(number)
-
-
-def _flag(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 # ----------------------------------------------------------------------- request
 
 
@@ -253,9 +210,9 @@ def usage_of(reply: HttpReply) -> Usage | None:
 def _usage(body: Mapping[str, Any]) -> Usage:
     return Usage(
         charged=body.get("charge") is True,
-        remain=_integer(body.get("remain")),
-        remain_times=_integer(body.get("remainTimes")),
-        remain_seconds=_integer(body.get("remainSeconds")),
+        remain=integer(body.get("remain")),
+        remain_times=integer(body.get("remainTimes")),
+        remain_seconds=integer(body.get("remainSeconds")),
     )
 
 
@@ -303,10 +260,10 @@ def _gateway_error(reply: HttpReply, body: Mapping[str, Any]) -> ProviderError:
     """The JD OpenAPI error envelope: the gateway refused before the API ran."""
     error = body.get("error")
     details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
-    status_name = _text(details.get("status")) or ""
-    http_code = _integer(details.get("code")) or reply.status
-    msg = _text(details.get("message"))
-    request_id = _text(body.get("requestId"))
+    status_name = text(details.get("status")) or ""
+    http_code = integer(details.get("code")) or reply.status
+    msg = text(details.get("message"))
+    request_id = text(body.get("requestId"))
     log.warning(
         "%s gateway refused the call: HTTP %s %s %s (request %s)",
         PROVIDER,
@@ -372,7 +329,7 @@ def _result(reply: HttpReply) -> tuple[Mapping[str, Any], Usage]:
         raise _gateway_error(reply, body)
     usage = _usage(body)
     system_code = body.get("code")
-    msg = _text(body.get("msg"))
+    msg = text(body.get("msg"))
     if system_code is None:
         raise _raise(None, code="malformed", msg=msg, usage=usage, message_id=_MALFORMED)
     system_code = str(system_code).strip()
@@ -383,7 +340,7 @@ def _result(reply: HttpReply) -> tuple[Mapping[str, Any], Usage]:
             info, code=system_code, msg=msg, usage=usage, message_id=None if info else _UNKNOWN_CODE
         )
     result = body.get("result")
-    if not isinstance(result, Mapping) or _integer(result.get("code")) is None:
+    if not isinstance(result, Mapping) or integer(result.get("code")) is None:
         raise _raise(None, code="malformed", msg=msg, usage=usage, message_id=_MALFORMED)
     return result, usage
 
@@ -391,9 +348,9 @@ def _result(reply: HttpReply) -> tuple[Mapping[str, Any], Usage]:
 def _business_error(
     result: Mapping[str, Any], usage: Usage, *, message_id: str | None = None
 ) -> ProviderError:
-    code = _integer(result.get("code"))
+    code = integer(result.get("code"))
     assert code is not None
-    msg = _text(result.get("msg"))
+    msg = text(result.get("msg"))
     log.info("%s answered business code %s: %s", PROVIDER, code, msg)
     info = BUSINESS_CODES.get(code)
     if info is None:
@@ -414,33 +371,33 @@ def _no_face_message(result: Mapping[str, Any]) -> str | None:
 
 
 def _emotion(value: Any) -> Emotion | None:
-    text = _text(value)
-    if text is None:
+    label = text(value)
+    if label is None:
         return None
-    emotion = _EMOTIONS.get(text.strip())
+    emotion = _EMOTIONS.get(label.strip())
     if emotion is None:
         try:
-            emotion = Emotion(text.strip().lower())
+            emotion = Emotion(label.strip().lower())
         except ValueError:
-            log.info("%s: unknown emotion %r", PROVIDER, text)
+            log.info("%s: unknown emotion %r", PROVIDER, label)
     return emotion
 
 
 def _race(value: Any) -> Race | None:
-    text = _text(value)
-    if text is None:
+    label = text(value)
+    if label is None:
         return None
-    race = _RACES.get(text.strip())
+    race = _RACES.get(label.strip())
     if race is None:
         try:
-            race = Race(text.strip().lower())
+            race = Race(label.strip().lower())
         except ValueError:
-            log.info("%s: unknown race %r", PROVIDER, text)
+            log.info("%s: unknown race %r", PROVIDER, label)
     return race
 
 
 def _glasses(props: Mapping[str, Any]) -> Glasses | None:
-    sun, common = _flag(props.get("hasSunGlasses")), _flag(props.get("hasEyeGlasses"))
+    sun, common = flag(props.get("hasSunGlasses")), flag(props.get("hasEyeGlasses"))
     if sun:
         return Glasses.SUN
     if common:
@@ -458,7 +415,7 @@ def parse_face(item: Mapping[str, Any], props: Mapping[str, Any] | None = None) 
     raw_box = item.get("boundingBox")
     if not isinstance(raw_box, Mapping):
         raise ValueError("faceItem without boundingBox")
-    sides = [_number(raw_box.get(name)) for name in ("left", "top", "width", "height")]
+    sides = [number(raw_box.get(name)) for name in ("left", "top", "width", "height")]
     if any(value is None for value in sides):
         raise ValueError(f"boundingBox not numeric: {raw_box!r}")
     left, top, width, height = (float(value) for value in sides)  # type: ignore[arg-type]
@@ -466,27 +423,27 @@ def parse_face(item: Mapping[str, Any], props: Mapping[str, Any] | None = None) 
     pose = None
     posture = item.get("posture")
     if isinstance(posture, Mapping):
-        angles = [_number(posture.get(name)) for name in ("yaw", "pitch", "roll")]
+        angles = [number(posture.get(name)) for name in ("yaw", "pitch", "roll")]
         if all(angle is not None for angle in angles):
             yaw, pitch, roll = (float(angle) for angle in angles)  # type: ignore[arg-type]
             pose = HeadPose(yaw=yaw, pitch=pitch, roll=roll)
 
     attributes: Mapping[str, Any] = props if isinstance(props, Mapping) else {}
-    female = _flag(attributes.get("isFemale"))
+    female = flag(attributes.get("isFemale"))
     return Face(
         box=Box(left=left, top=top, width=width, height=height),
         pose=pose,
-        valid_pose=_flag(item.get("isValidPosture")),
-        sharpness=_number(item.get("blurScore")),
-        age=_number(attributes.get("age")),
+        valid_pose=flag(item.get("isValidPosture")),
+        sharpness=number(item.get("blurScore")),
+        age=number(attributes.get("age")),
         gender=None if female is None else (Gender.FEMALE if female else Gender.MALE),
         emotion=_emotion(attributes.get("emotion")),
-        smile=_number(attributes.get("smile")),
+        smile=number(attributes.get("smile")),
         glasses=_glasses(attributes),
-        mask=_flag(attributes.get("hasMask")),
-        beard=_flag(attributes.get("hasBeard")),
+        mask=flag(attributes.get("hasMask")),
+        beard=flag(attributes.get("hasBeard")),
         race=_race(attributes.get("race")),
-        beauty=_number(attributes.get("beauty")),
+        beauty=number(attributes.get("beauty")),
     )
 
 
@@ -520,12 +477,12 @@ def parse_compare(reply: HttpReply) -> CompareResult:
     one of ``faceItemsA``/``faceItemsB`` is empty and the other is not.
     """
     result, usage = _result(reply)
-    code = _integer(result.get("code"))
+    code = integer(result.get("code"))
     if code != 0:
         refined = _no_face_message(result) if code == NO_FACE_CODE else None
         raise _business_error(result, usage, message_id=refined)
-    msg = _text(result.get("msg"))
-    score = _number(result.get("score"))
+    msg = text(result.get("msg"))
+    score = number(result.get("score"))
     if score is None:
         raise _raise(None, code="malformed", msg=msg, usage=usage, message_id=_MALFORMED)
     return CompareResult(
@@ -540,9 +497,9 @@ def parse_compare(reply: HttpReply) -> CompareResult:
 def parse_analyze(reply: HttpReply) -> AnalyzeResult:
     """A ``facePropV1`` answer as an ``AnalyzeResult`` (``props[i]`` goes with ``faceItems[i]``)."""
     result, usage = _result(reply)
-    if _integer(result.get("code")) != 0:
+    if integer(result.get("code")) != 0:
         raise _business_error(result, usage)
-    msg = _text(result.get("msg"))
+    msg = text(result.get("msg"))
     faces = _faces(result.get("faceItems"), result.get("props"), usage, msg, field="faceItems")
     return AnalyzeResult(faces=faces, provider=PROVIDER, usage=usage)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
@@ -27,20 +25,14 @@ from services.errors import (
 from services.i18n import N_
 from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, PreparedImage
 from services.models import CheckResult, Measurements
-from services.providers.base import HttpReply, HttpTransport, with_retries
+from services.providers.base import CodeInfo, HttpReply, HttpTransport, with_retries
 from services.rules import classify_reason
 from services.signing import jumdata_sign
+from services.values import integer
 
 log = logging.getLogger(__name__)
 
 CHECK_PATH = "/id-phote/check"  # sic: the vendor's spelling
-
-
-@dataclass(frozen=True, slots=True)
-class CodeInfo:
-    family: type[ProviderError]
-    message_id: str
-    retry_safe: bool = False
 
 
 # Every documented code of seeds 001 (jumdata) and 000 (Huawei resale): its failure
@@ -76,13 +68,6 @@ _CREDENTIAL_HINTS = ("签名", "sign", "appid", "appId", "timestamp", "时间戳
 _AUTH_400 = N_("jumdata.bad_credentials")
 _UNKNOWN_CODE = N_("provider.unknown_code")
 _MALFORMED = N_("provider.malformed")
-
-
-def _int_code(value: Any) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
 
 
 def error_for_code(
@@ -135,7 +120,7 @@ def parse_check_answer(
             message_id=_MALFORMED if reply.status == 200 else None,
             retry_safe=retry_safe,
         )
-    code = _int_code(body.get("code"))
+    code = integer(body.get("code"))
     msg = body.get("msg") if isinstance(body.get("msg"), str) else None
     task_no = str(body["taskNo"]) if body.get("taskNo") is not None else None
     if charge_field:

@@ -45,6 +45,7 @@ from services.models import HeadPose
 from services.providers.base import HttpReply, HttpTransport, with_retries
 from services.providers.jumdata import CODES, error_for_code
 from services.signing import jumdata_sign
+from services.values import integer, number
 
 __all__ = [
     "ATTRIBUTE_FIELDS",
@@ -147,28 +148,6 @@ def build_detect_form(
 # ----------------------------------------------------------------------- answers
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _int_code(value: Any) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def _type_of(value: Any) -> str | None:
     """The ``type`` of a ``{"type": …, "probability": …}`` attribute, lower-cased."""
     if isinstance(value, Mapping):
@@ -204,7 +183,7 @@ def _points(raw: Any) -> tuple[Point, ...]:
     points = []
     for entry in raw:
         if isinstance(entry, Mapping):
-            x, y = _number(entry.get("x")), _number(entry.get("y"))
+            x, y = number(entry.get("x")), number(entry.get("y"))
             if x is not None and y is not None:
                 points.append(Point(x, y))
     return tuple(points)
@@ -217,13 +196,13 @@ def _quality(raw: Any) -> FaceQuality | None:
     occlusion: dict[str, float] = {}
     if isinstance(occlusion_raw, Mapping):
         for part, value in occlusion_raw.items():
-            number = _number(value)
-            if number is not None:
-                occlusion[str(part)] = number
-    completeness = _number(raw.get("completeness"))
+            covered = number(value)
+            if covered is not None:
+                occlusion[str(part)] = covered
+    completeness = number(raw.get("completeness"))
     return FaceQuality(
-        blur=_number(raw.get("blur")),
-        illumination=_number(raw.get("illumination")),
+        blur=number(raw.get("blur")),
+        illumination=number(raw.get("illumination")),
         completeness=None if completeness is None else completeness >= 1,
         occlusion=occlusion,
     )
@@ -237,7 +216,7 @@ def parse_detect_face(raw: Mapping[str, Any]) -> Face:
     location = raw.get("location")
     if not isinstance(location, Mapping):
         raise ValueError("face without location")
-    sides = [_number(location.get(name)) for name in ("left", "top", "width", "height")]
+    sides = [number(location.get(name)) for name in ("left", "top", "width", "height")]
     if any(value is None for value in sides):
         raise ValueError(f"location not numeric: {location!r}")
     left, top, width, height = (float(value) for value in sides)  # type: ignore[arg-type]
@@ -245,7 +224,7 @@ def parse_detect_face(raw: Mapping[str, Any]) -> Face:
     pose = None
     angle = raw.get("angle")
     if isinstance(angle, Mapping):
-        angles = [_number(angle.get(name)) for name in ("yaw", "pitch", "roll")]
+        angles = [number(angle.get(name)) for name in ("yaw", "pitch", "roll")]
         if all(value is not None for value in angles):
             yaw, pitch, roll = (float(value) for value in angles)  # type: ignore[arg-type]
             pose = HeadPose(yaw=yaw, pitch=pitch, roll=roll)
@@ -253,11 +232,11 @@ def parse_detect_face(raw: Mapping[str, Any]) -> Face:
     landmarks = _points(raw.get("landmark72")) or _points(raw.get("landmark"))
     return Face(
         box=Box(left=left, top=top, width=width, height=height),
-        probability=_number(raw.get("face_probability")),
+        probability=number(raw.get("face_probability")),
         pose=pose,
         landmarks=landmarks,
         quality=_quality(raw.get("quality")),
-        age=_number(raw.get("age")),
+        age=number(raw.get("age")),
         gender=_enum(Gender, raw.get("gender"), "gender"),
         emotion=_enum(Emotion, raw.get("emotion"), "emotion"),
         expression=_enum(Expression, raw.get("expression"), "expression"),
@@ -295,7 +274,7 @@ def parse_detect(reply: HttpReply, *, provider: str = PROVIDER) -> DetectResult:
             message_id=_MALFORMED if reply.status == 200 else None,
             retry_safe=reply.status in (502, 503, 504),
         )
-    code = _int_code(body.get("code"))
+    code = integer(body.get("code"))
     msg = body.get("msg") if isinstance(body.get("msg"), str) else None
     task_no = str(body["taskNo"]) if body.get("taskNo") is not None else None
     usage = Usage(charged=body.get("charge") is True, task_no=task_no)
