@@ -87,7 +87,8 @@ async def on_error(event: ErrorEvent, i18n: I18n | None = None) -> bool:
     return True
 
 
-async def on_startup(bot: Bot, i18n: I18n) -> None:
+async def on_startup(bot: Bot, i18n: I18n, services: Services) -> None:
+    await services.start()
     me = await bot.get_me()
     log.info("bot @%s (id %s) started", me.username, me.id)
     await set_commands(bot, i18n)

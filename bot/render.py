@@ -465,7 +465,7 @@ def compare_report(outcome: CompareOutcome) -> list[str]:
     for nth, faces in ((1, result.faces_a), (2, result.faces_b)):
         if len(faces) > 1:
             lines.append(escape(_("compare.several_faces").format(n=nth, count=len(faces))))
-    explain = _("compare.explain").format(
+    explain = _(thresholds.explain_id).format(
         probably=fmt(thresholds.probably_same),
         high=fmt(thresholds.same_high),
         very_high=fmt(thresholds.same_very_high),

@@ -62,7 +62,9 @@ class ServiceSettings(BaseSettings):
         68, description="68 (the iBUG 300-W model, non-commercial) or 5 (commercial use)"
     )
     local_workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
         description="a whole number of worker processes, 1 or more",
     )
     local_queue_limit: int = Field(

@@ -17,7 +17,6 @@ from services.annotate_faces import annotate_faces_async, compare_side_by_side_a
 from services.config import ServiceSettings
 from services.errors import ImageError, OperationUnavailable
 from services.faces import (
-    JDCLOUD_THRESHOLDS,
     AnalyzeResult,
     CompareResult,
     CompareThresholds,
@@ -89,11 +88,12 @@ class CompareOutcome:
 
 
 class CompareService:
-    def __init__(
-        self, provider: FaceComparer, thresholds: CompareThresholds = JDCLOUD_THRESHOLDS
-    ) -> None:
+    def __init__(self, provider: FaceComparer) -> None:
         self.provider = provider
-        self.thresholds = thresholds
+
+    @property
+    def thresholds(self) -> CompareThresholds:
+        return self.provider.thresholds
 
     @property
     def available(self) -> bool:

@@ -171,11 +171,15 @@ VERDICT_MESSAGES = {
 
 @dataclass(frozen=True, slots=True)
 class CompareThresholds:
-    """Score bounds of the verdicts; JD documents them by false-accept rate."""
+    """Score bounds of the verdicts, and the message that explains them to users.
+
+    JD documents its bounds by false-accept rate; the local engine has its own.
+    """
 
     probably_same: float = 0.49  # FAR 1e-4
     same_high: float = 0.54  # FAR 1e-5
     same_very_high: float = 0.58  # FAR 1e-6
+    explain_id: str = N_("compare.explain")
 
     def verdict(self, score: float) -> Verdict:
         if score >= self.same_very_high:

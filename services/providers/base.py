@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 
 from services.errors import ProviderError, ProviderUnavailableError
-from services.faces import AnalyzeResult, CompareResult, DetectResult
+from services.faces import AnalyzeResult, CompareResult, CompareThresholds, DetectResult
 from services.images import ImageLimits, PreparedImage
 from services.models import CheckResult
 
@@ -49,6 +49,7 @@ class FaceComparer(Protocol):
 
     name: str
     limits: ImageLimits
+    thresholds: CompareThresholds
 
     @property
     def available(self) -> bool: ...

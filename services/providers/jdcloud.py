@@ -44,9 +44,11 @@ from services.errors import (
     ProviderUnavailableError,
 )
 from services.faces import (
+    JDCLOUD_THRESHOLDS,
     AnalyzeResult,
     Box,
     CompareResult,
+    CompareThresholds,
     Emotion,
     Face,
     Gender,
@@ -516,6 +518,7 @@ class JdCloudClient:
 
     name = PROVIDER
     limits: ImageLimits = JDCLOUD_LIMITS
+    thresholds: CompareThresholds = JDCLOUD_THRESHOLDS
     available = True
 
     def __init__(
