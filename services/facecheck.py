@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from services.annotate import annotate_check_async
 from services.annotate_faces import annotate_faces_async, compare_side_by_side_async
@@ -277,9 +278,19 @@ class Services:
             analyze=AnalyzeService(analyzer),
         )
 
-    async def close(self) -> None:
-        providers = {
+    def _providers(self) -> list[Any]:
+        unique = {
             id(s.provider): s.provider
             for s in (self.check, self.compare, self.detect, self.analyze)
         }
-        await asyncio.gather(*(provider.close() for provider in providers.values()))
+        return list(unique.values())
+
+    async def start(self) -> None:
+        """Warm up what needs it (the local engine's worker processes) before users come."""
+        for provider in self._providers():
+            start = getattr(provider, "start", None)
+            if start is not None:
+                await start()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(provider.close() for provider in self._providers()))
