@@ -1,0 +1,229 @@
+"""The async engine, its sessions and the migrations run at start-up.
+
+One ``Database`` per process. SQLite (the default) gets a parent folder, WAL mode, a
+busy timeout and ``BEGIN IMMEDIATE`` transactions, so several connections (and
+several processes) can share the file: a writer waits for the lock instead of
+failing half-way through a transaction. PostgreSQL needs nothing special; the
+migrations take an advisory lock so two processes starting together do not race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Table, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# pg_advisory_xact_lock key held while migrating: any constant shared by all processes.
+MIGRATION_LOCK = 0x66616365  # "face"
+# SQLSTATEs after which the whole transaction can simply run again.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+
+T = TypeVar("T")
+_BEGIN_OPTION = "facecheck_sqlite_begin"
+
+
+class Database:
+    """An async engine and its session factory; ``close()`` when the process ends."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            engine, expire_on_commit=False
+        )
+        # SQLite has one writer at a time: queue this process's writers here rather
+        # than in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._readers = engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed on success, rolled back on error."""
+        async with self._write_turn(), self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only look (on SQLite a deferred transaction, which never waits for writers)."""
+        async with self._readers.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        if self._writers is None:
+            yield
+            return
+        async with self._writers:
+            yield
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 5) -> T:
+        """Run ``work`` in a write transaction, again after a deadlock or a busy file."""
+        for attempt in range(attempts):
+            try:
+                async with self.transaction() as connection:
+                    return await work(connection)
+            except DBAPIError as error:
+                if attempt + 1 >= attempts or not _retryable(error):
+                    raise
+                log.info("transaction retried after %s", type(error.orig).__name__)
+                await asyncio.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _retryable(error: DBAPIError) -> bool:
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    return isinstance(error, OperationalError) and "database is locked" in str(orig)
+
+
+def upsert(target: Database | AsyncConnection | Connection, table: Table) -> Any:
+    """``INSERT`` that accepts ``on_conflict_do_update``/``_nothing`` on either backend."""
+    name = target.dialect if isinstance(target, Database) else target.dialect.name
+    if name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
+
+
+def create_engine(url: str, **options: Any) -> AsyncEngine:
+    """An ``AsyncEngine`` for ``url``; for SQLite the folder is created and the file tuned."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        options.setdefault("pool_pre_ping", True)
+        return create_async_engine(url, **options)
+
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy, not the driver, begins transactions (see _begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that reads and
+        # then writes fails with "database is locked" (no waiting) when another
+        # connection committed in between; an immediate one waits its turn.
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's configuration, built in code: no alembic.ini is needed."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def upgrade(database: Database | AsyncEngine, revision: str = "head") -> None:
+    """Migrate to ``revision`` in one transaction (both backends have transactional DDL)."""
+    engine = database.engine if isinstance(database, Database) else database
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade, revision)
+
+
+async def downgrade(database: Database | AsyncEngine, revision: str) -> None:
+    engine = database.engine if isinstance(database, Database) else database
+    async with engine.begin() as connection:
+        await connection.run_sync(_downgrade, revision)
+
+
+async def current_revision(database: Database | AsyncEngine) -> str | None:
+    engine = database.engine if isinstance(database, Database) else database
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current)
+
+
+async def open_database(url: str, *, migrate: bool = True, **engine_options: Any) -> Database:
+    """Connect to ``url`` and (unless ``migrate=False``) upgrade its schema to the head.
+
+    ``engine_options`` go to ``create_async_engine`` (``pool_size``, ``connect_args``…).
+    """
+    database = Database(create_engine(url, **engine_options))
+    if migrate:
+        try:
+            before = await current_revision(database)
+            await upgrade(database, "head")
+            after = await current_revision(database)
+        except BaseException:
+            await database.close()
+            raise
+        if before != after:
+            log.info("database %s migrated from %s to %s", database.url, before, after)
+    return database

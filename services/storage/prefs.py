@@ -1,0 +1,44 @@
+"""``DbPreferences``: the ``Preferences`` protocol kept in the ``users`` table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.storage import tables
+from services.storage.db import Database, upsert
+
+_USERS: Table = tables.User.__table__  # type: ignore[assignment]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DbPreferences:
+    """Users' settings in the database, so they survive restarts and are shared by processes."""
+
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self.database = database
+        self.clock = clock
+
+    async def get_locale(self, user_id: int) -> str | None:
+        async with self.database.read() as connection:
+            result = await connection.execute(select(_USERS.c.locale).where(_USERS.c.id == user_id))
+            return result.scalar_one_or_none()
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        async def work(connection: AsyncConnection) -> None:
+            statement = upsert(connection, _USERS).values(
+                id=user_id, locale=locale, created=self.clock()
+            )
+            await connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[_USERS.c.id], set_={"locale": statement.excluded.locale}
+                )
+            )
+
+        await self.database.run(work)

@@ -1,0 +1,290 @@
+"""Provider budgets on SQLite and PostgreSQL: spent, reset, back-off, reserve, order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from services.budget import (
+    BudgetStatus,
+    ProviderBackingOff,
+    ProviderBudgets,
+    ProviderSpent,
+    next_provider_midnight,
+)
+from services.errors import (
+    ProviderBudgetError,
+    ProviderInputError,
+    ProviderRateLimitError,
+    ProviderUnavailableError,
+    ServiceError,
+)
+from services.faces import Usage
+from services.storage.db import Database
+
+if TYPE_CHECKING:
+    from tests.db import DatabaseTarget, FakeClock
+
+pytest_plugins = ["tests.db"]
+
+# The clock fixture starts at 2025-03-10 12:00 UTC = 20:00 in Shanghai,
+# so JD's day ends at 2025-03-10 16:00 UTC (midnight Asia/Shanghai).
+SHANGHAI_MIDNIGHT = datetime(2025, 3, 10, 16, 0, tzinfo=UTC)
+
+
+def budgets(database: Database, clock: FakeClock, reserve: int = 0) -> ProviderBudgets:
+    return ProviderBudgets(database, reserve=reserve, clock=clock)
+
+
+def jd(remain: int | None = None, times: int | None = None, seconds: int | None = None) -> Usage:
+    return Usage(charged=True, remain=remain, remain_times=times, remain_seconds=seconds)
+
+
+def test_next_provider_midnight_is_in_shanghai() -> None:
+    assert next_provider_midnight(datetime(2025, 3, 10, 12, 0, tzinfo=UTC)) == SHANGHAI_MIDNIGHT
+    assert next_provider_midnight(datetime(2025, 3, 10, 15, 59, tzinfo=UTC)) == SHANGHAI_MIDNIGHT
+    assert next_provider_midnight(SHANGHAI_MIDNIGHT) == SHANGHAI_MIDNIGHT + timedelta(days=1)
+
+
+async def test_an_unknown_provider_may_be_called(database: Database, clock: FakeClock) -> None:
+    book = budgets(database, clock, reserve=5)
+    await book.before_call("jumdata", admin=False)
+    await book.after_result("jumdata", Usage(charged=True))  # no figures: nothing to keep
+    assert await book.status() == []
+
+
+async def test_remain_reaching_zero_stops_calls_until_the_reset(
+    database: Database, clock: FakeClock
+) -> None:
+    book = budgets(database, clock)
+    await book.after_result("jdcloud", jd(remain=2, times=500))
+    (status,) = await book.status()
+    assert isinstance(status, BudgetStatus)
+    assert (status.provider, status.remain, status.remain_times) == ("jdcloud", 2, 500)
+    assert status.resets_at == SHANGHAI_MIDNIGHT
+    assert status.available
+    await book.before_call("jdcloud", admin=False)
+
+    await book.after_result("jdcloud", jd(remain=0, times=499))
+    for admin in (False, True):
+        with pytest.raises(ProviderSpent) as refused:
+            await book.before_call("jdcloud", admin=admin)
+        assert refused.value.resets_at == SHANGHAI_MIDNIGHT
+        assert refused.value.values == {"provider": "jdcloud", "resets_at": SHANGHAI_MIDNIGHT}
+    (status,) = await book.status()
+    assert status.spent and status.spent_until == SHANGHAI_MIDNIGHT and not status.available
+
+    clock.set(SHANGHAI_MIDNIGHT)
+    await book.before_call("jdcloud", admin=False)
+    (status,) = await book.status()
+    assert (status.remain, status.resets_at, status.spent) == (None, None, False)
+    assert status.remain_times == 499
+
+
+async def test_remain_seconds_says_when_the_budget_resets(
+    database: Database, clock: FakeClock
+) -> None:
+    book = budgets(database, clock)
+    await book.after_result("jdcloud", jd(remain=0, seconds=120))
+    with pytest.raises(ProviderSpent) as refused:
+        await book.before_call("jdcloud", admin=True)
+    assert refused.value.resets_at == clock() + timedelta(seconds=120)
+    clock.advance(seconds=121)
+    await book.before_call("jdcloud", admin=False)
+
+
+async def test_the_reserve_is_kept_for_admins(database: Database, clock: FakeClock) -> None:
+    book = budgets(database, clock, reserve=2)
+    await book.after_result("jdcloud", jd(remain=3))
+    await book.before_call("jdcloud", admin=False)
+
+    await book.after_result("jdcloud", jd(remain=2))
+    with pytest.raises(ProviderSpent) as refused:
+        await book.before_call("jdcloud", admin=False)
+    assert refused.value.resets_at == SHANGHAI_MIDNIGHT
+    await book.before_call("jdcloud", admin=True)
+    await book.after_result("jdcloud", jd(remain=1))
+    await book.before_call("jdcloud", admin=True)
+    await book.after_result("jdcloud", jd(remain=0))
+    with pytest.raises(ProviderSpent):
+        await book.before_call("jdcloud", admin=True)
+
+    # The package (remainTimes) does not reset at midnight: only an operator tops it up.
+    clock.set(SHANGHAI_MIDNIGHT + timedelta(hours=1))
+    await book.after_result("jdcloud", jd(remain=900, times=2))
+    with pytest.raises(ProviderSpent) as refused:
+        await book.before_call("jdcloud", admin=False)
+    assert refused.value.resets_at is None
+    await book.before_call("jdcloud", admin=True)
+
+
+@pytest.mark.parametrize("provider", ["jumdata", "huawei"])
+async def test_jumdata_603_spends_the_provider_until_an_operator_clears_it(
+    database: Database, clock: FakeClock, provider: str
+) -> None:
+    book = budgets(database, clock)
+    await book.after_error(ProviderBudgetError(provider, code=603, provider_msg="余额不足"))
+    for admin in (False, True):
+        with pytest.raises(ProviderSpent) as refused:
+            await book.before_call(provider, admin=admin)
+        assert refused.value.resets_at is None
+        assert refused.value.provider == provider
+    clock.advance(days=30)
+    with pytest.raises(ProviderSpent):
+        await book.before_call(provider, admin=False)
+    (status,) = await book.status()
+    assert (status.spent, status.spent_code, status.spent_until) == (True, "603", None)
+    await book.before_call("jdcloud", admin=False)  # other providers are not affected
+
+    await book.clear(provider)
+    await book.before_call(provider, admin=False)
+    (status,) = await book.status()
+    assert status.available and status.spent_code is None
+
+
+async def test_jd_10010_needs_the_operator_and_10040_waits_for_the_reset(
+    database: Database, clock: FakeClock
+) -> None:
+    book = budgets(database, clock)
+    await book.after_error(ProviderBudgetError("jdcloud", code="10040"))
+    with pytest.raises(ProviderSpent) as refused:
+        await book.before_call("jdcloud", admin=True)
+    assert refused.value.resets_at == SHANGHAI_MIDNIGHT
+    clock.set(SHANGHAI_MIDNIGHT + timedelta(seconds=1))
+    await book.before_call("jdcloud", admin=False)
+
+    error = ProviderBudgetError("jdcloud", code="10040")
+    error.values.update(remain=0, remain_seconds=3600)
+    await book.after_error(error)
+    with pytest.raises(ProviderSpent) as refused:
+        await book.before_call("jdcloud", admin=False)
+    assert refused.value.resets_at == clock() + timedelta(hours=1)
+
+    await book.after_error(ProviderBudgetError("jdcloud", code="10010"))
+    clock.advance(days=2)
+    with pytest.raises(ProviderSpent) as refused:
+        await book.before_call("jdcloud", admin=False)
+    assert refused.value.resets_at is None
+    await book.clear("jdcloud")
+    await book.before_call("jdcloud", admin=False)
+
+
+@pytest.mark.parametrize(
+    ("provider", "code", "seconds"),
+    [("jumdata", 606, 60), ("jumdata", 609, 10), ("jdcloud", "10043", 1), ("jdcloud", "10044", 1)],
+)
+async def test_rate_limits_back_the_provider_off(
+    database: Database, clock: FakeClock, provider: str, code: int | str, seconds: int
+) -> None:
+    book = budgets(database, clock)
+    await book.after_error(ProviderRateLimitError(provider, code=code))
+    until = clock() + timedelta(seconds=seconds)
+    for admin in (False, True):
+        with pytest.raises(ProviderBackingOff) as refused:
+            await book.before_call(provider, admin=admin)
+        assert refused.value.until == until
+        assert refused.value.values == {"provider": provider, "until": until}
+    (status,) = await book.status()
+    assert (status.backoff_until, status.backoff_code) == (until, str(code))
+    clock.advance(seconds=seconds)
+    await book.before_call(provider, admin=False)
+    (status,) = await book.status()
+    assert status.available and status.backoff_until is None
+
+
+async def test_a_back_off_is_never_shortened_and_honours_retry_after(
+    database: Database, clock: FakeClock
+) -> None:
+    book = budgets(database, clock)
+    start = clock()
+    await book.after_error(ProviderRateLimitError("jumdata", code=606))
+    clock.advance(seconds=5)
+    await book.after_error(ProviderRateLimitError("jumdata", code=609))
+    with pytest.raises(ProviderBackingOff) as refused:
+        await book.before_call("jumdata", admin=False)
+    assert refused.value.until == start + timedelta(seconds=60)
+
+    await book.after_error(ProviderRateLimitError("jdcloud", code="http_429", retry_after=30))
+    with pytest.raises(ProviderBackingOff) as refused:
+        await book.before_call("jdcloud", admin=False)
+    assert refused.value.until == clock() + timedelta(seconds=30)
+
+
+async def test_other_errors_leave_the_budget_alone(database: Database, clock: FakeClock) -> None:
+    book = budgets(database, clock)
+    await book.after_error(ProviderInputError("jumdata", code=205))
+    await book.after_error(ProviderUnavailableError("jumdata", code=500))
+    assert await book.status() == []
+    # ...except for the figures a JD error carries.
+    error = ProviderInputError("jdcloud", code=10, charged=True)
+    error.values.update(remain=41, remain_times=1000)
+    await book.after_error(error)
+    (status,) = await book.status()
+    assert (status.remain, status.remain_times) == (41, 1000)
+
+
+async def test_answers_out_of_order_never_raise_a_figure_within_its_period(
+    database: Database, clock: FakeClock
+) -> None:
+    book = budgets(database, clock)
+    for remain in (10, 8, 9, 7, 8):
+        await book.after_result("jdcloud", jd(remain=remain, times=remain + 100))
+    (status,) = await book.status()
+    assert (status.remain, status.remain_times) == (7, 107)
+
+    clock.set(SHANGHAI_MIDNIGHT + timedelta(minutes=1))  # a new JD day
+    await book.after_result("jdcloud", jd(remain=50, times=105))
+    # A late answer from the day before (it resets in 30 s, i.e. before the new day's end).
+    await book.after_result("jdcloud", jd(remain=3, times=3, seconds=30))
+    (status,) = await book.status()
+    assert (status.remain, status.remain_times) == (50, 105)
+    assert status.resets_at == SHANGHAI_MIDNIGHT + timedelta(days=1)
+
+
+async def test_several_processes_keep_the_smallest_figure_and_the_longest_back_off(
+    database_target: DatabaseTarget, clock: FakeClock
+) -> None:
+    databases = [await database_target.open(pool_size=10) for _ in range(3)]
+    try:
+        books = [budgets(db, clock) for db in databases]
+        remains = list(range(1, 61))
+        random.Random(5).shuffle(remains)
+        await asyncio.gather(
+            *(
+                books[i % 3].after_result("jdcloud", jd(remain=r, times=1000 + r))
+                for i, r in enumerate(remains)
+            )
+        )
+        errors = [ProviderRateLimitError("jumdata", code=609)] * 20 + [
+            ProviderRateLimitError("jumdata", code=606)
+        ]
+        await asyncio.gather(*(books[i % 3].after_error(e) for i, e in enumerate(errors)))
+        status = {s.provider: s for s in await books[1].status()}
+        assert (status["jdcloud"].remain, status["jdcloud"].remain_times) == (1, 1001)
+        assert status["jumdata"].backoff_until == clock() + timedelta(seconds=60)
+        assert status["jumdata"].backoff_code == "606"
+    finally:
+        for db in databases:
+            await db.close()
+
+
+def test_refusals_are_service_errors_with_their_message_ids() -> None:
+    until = datetime(2025, 3, 10, 12, 1, tzinfo=UTC)
+    spent = ProviderSpent("jumdata", None)
+    backing_off = ProviderBackingOff("jumdata", until)
+    assert isinstance(spent, ServiceError) and isinstance(backing_off, ServiceError)
+    assert spent.message_id == "budget.spent_until_cleared"
+    assert spent.values == {"provider": "jumdata", "resets_at": None}
+    assert ProviderSpent("jdcloud", until).message_id == "budget.spent"
+    assert backing_off.message_id == "budget.backing_off"
+
+
+def test_budgets_from_settings() -> None:
+    from services.config import ServiceSettings
+
+    settings = ServiceSettings(_env_file=None, provider_reserve=3)  # type: ignore[call-arg]
+    assert ProviderBudgets.from_settings(None, settings).reserve == 3  # type: ignore[arg-type]

@@ -1,0 +1,177 @@
+"""Migrations: a fresh database reaches the head, an older one upgrades in place."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, insert, inspect, select
+
+from services.models import Operation
+from services.quota import Ledger, QuotaExceeded
+from services.storage.db import (
+    current_revision,
+    downgrade,
+    head_revision,
+    open_database,
+    upgrade,
+)
+from services.storage.prefs import DbPreferences
+from services.storage.tables import (
+    Base,
+    ProviderBudget,
+    QuotaCounter,
+    Reservation,
+    UsageRecord,
+    User,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from services.storage.db import Database
+    from tests.db import DatabaseTarget
+
+pytest_plugins = ["tests.db"]
+
+NOON = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+TABLES = {"users", "quota_counters", "reservations", "usage", "provider_budgets"}
+INDEXES_0002 = {"ix_usage_at", "ix_usage_user_id", "ix_reservations_state_expires_at"}
+
+
+def _schema(connection: Connection) -> dict[str, Any]:
+    inspector = inspect(connection)
+    tables = set(inspector.get_table_names())
+    indexes = {index["name"] for table in tables & TABLES for index in inspector.get_indexes(table)}
+    return {"tables": tables, "indexes": indexes}
+
+
+async def schema(database: Database) -> dict[str, Any]:
+    async with database.engine.connect() as connection:
+        return await connection.run_sync(_schema)
+
+
+def test_the_head_is_0002() -> None:
+    assert head_revision() == "0002"
+
+
+async def test_a_fresh_database_is_created_at_the_head(database: Database) -> None:
+    assert await current_revision(database) == head_revision()
+    found = await schema(database)
+    assert found["tables"] >= TABLES | {"alembic_version"}
+    assert found["indexes"] >= INDEXES_0002
+
+
+async def test_the_migrated_schema_matches_the_tables(database: Database) -> None:
+    def differences(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+    async with database.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_an_older_database_upgrades_in_place_and_keeps_its_data(
+    database_target: DatabaseTarget,
+) -> None:
+    old = await database_target.open(migrate=False)
+    try:
+        await upgrade(old, "0001")
+        assert await current_revision(old) == "0001"
+        assert not (await schema(old))["indexes"] & INDEXES_0002
+        async with old.transaction() as connection:
+            await connection.execute(insert(User).values(id=5, locale="ru", created=NOON))
+            await connection.execute(
+                insert(QuotaCounter).values(
+                    user_id=5, operation="check", day=date(2025, 3, 10), used=2
+                )
+            )
+            await connection.execute(
+                insert(Reservation).values(
+                    id="a" * 32,
+                    user_id=5,
+                    operation="check",
+                    provider="jumdata",
+                    day=date(2025, 3, 10),
+                    admin=False,
+                    state="pending",
+                    created=NOON,
+                    expires_at=NOON.replace(hour=13),
+                )
+            )
+            await connection.execute(
+                insert(UsageRecord).values(
+                    user_id=5,
+                    operation="check",
+                    provider="jumdata",
+                    code=None,
+                    charged=True,
+                    latency_ms=812,
+                    at=NOON,
+                )
+            )
+            await connection.execute(
+                insert(ProviderBudget).values(
+                    provider="jdcloud", remain=7, spent=False, updated=NOON
+                )
+            )
+    finally:
+        await old.close()
+
+    new = await database_target.open()  # what the bot does at start-up
+    try:
+        assert await current_revision(new) == head_revision()
+        assert (await schema(new))["indexes"] >= INDEXES_0002
+        assert await DbPreferences(new).get_locale(5) == "ru"
+        ledger = Ledger(new, daily_limit=3, clock=lambda: NOON)
+        # 2 used, of which 1 is the open reservation: the third unit is the last.
+        await ledger.reserve(5, Operation.CHECK, "jumdata", admin=False)
+        with pytest.raises(QuotaExceeded):
+            await ledger.reserve(5, Operation.CHECK, "jumdata", admin=False)
+        stats = await ledger.stats(date(2025, 3, 10))
+        assert stats.busiest == [(5, 1)]
+        async with new.engine.connect() as connection:
+            at = (await connection.execute(select(UsageRecord.at))).scalar_one()
+            remain = (await connection.execute(select(ProviderBudget.remain))).scalar_one()
+        assert (at, remain) == (NOON, 7)
+    finally:
+        await new.close()
+
+
+async def test_downgrade_and_upgrade_again(database: Database) -> None:
+    await downgrade(database, "0001")
+    assert await current_revision(database) == "0001"
+    await downgrade(database, "base")
+    assert not (await schema(database))["tables"] & TABLES
+    await upgrade(database)
+    assert await current_revision(database) == head_revision()
+
+
+async def test_processes_starting_together_migrate_once(
+    database_target: DatabaseTarget,
+) -> None:
+    databases = await asyncio.gather(*(database_target.open() for _ in range(4)))
+    try:
+        revisions = {await current_revision(db) for db in databases}
+        assert revisions == {head_revision()}
+    finally:
+        for db in databases:
+            await db.close()
+
+
+async def test_sqlite_gets_its_folder_wal_and_a_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "data" / "bot.db"
+    database = await open_database(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert path.exists()
+        async with database.engine.connect() as connection:
+            mode = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+            timeout = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+        assert (mode, timeout) == ("wal", 30_000)
+        assert database.dialect == "sqlite"
+    finally:
+        await database.close()
