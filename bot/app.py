@@ -11,6 +11,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, ErrorEvent
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -20,9 +21,11 @@ from bot.flows import FlowTimers
 from bot.handlers import routers
 from bot.i18n import LOCALES, LocaleMiddleware, create_i18n
 from bot.middlewares.album import AlbumMiddleware
+from bot.middlewares.caller import CallerMiddleware
 from bot.middlewares.inflight import InFlightMiddleware
 from services.facecheck import Services
 from services.prefs import MemoryPreferences, Preferences
+from services.storage.prefs import DbPreferences
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,12 @@ def create_dispatcher(
     storage: BaseStorage | None = None,
 ) -> Dispatcher:
     """The dispatcher with its middlewares, routers and injected services."""
-    preferences = preferences or MemoryPreferences()
+    if preferences is None:
+        preferences = (
+            DbPreferences(services.database)
+            if services.database is not None
+            else MemoryPreferences()
+        )
     i18n = create_i18n(settings.default_locale)
     dispatcher = Dispatcher(storage=storage)
     dispatcher["services"] = services
@@ -60,6 +68,7 @@ def create_dispatcher(
     inflight = InFlightMiddleware()
     dispatcher.update.outer_middleware(inflight)
     dispatcher["inflight"] = inflight
+    dispatcher.update.outer_middleware(CallerMiddleware(settings.admin_ids))
     LocaleMiddleware(i18n, preferences).setup(dispatcher)
     dispatcher.message.outer_middleware(AlbumMiddleware())
 
@@ -103,9 +112,11 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
                 BotCommand(command="compare", description=_("command.compare")),
                 BotCommand(command="faces", description=_("command.faces")),
                 BotCommand(command="analyze", description=_("command.analyze")),
+                BotCommand(command="quota", description=_("command.quota")),
                 BotCommand(command="lang", description=_("command.lang")),
                 BotCommand(command="help", description=_("command.help")),
                 BotCommand(command="cancel", description=_("command.cancel")),
+                BotCommand(command="forget", description=_("command.forget")),
             ]
         language = None if locale == "en" else locale.split("_")[0]
         await bot.set_my_commands(commands, language_code=language)
@@ -122,9 +133,22 @@ async def on_shutdown(inflight: InFlightMiddleware, services: Services, timers: 
     log.info("stopped")
 
 
+def create_storage(settings: Settings) -> BaseStorage:
+    """FSM state in Redis when ``REDIS_URL`` is set (restarts, several processes), else memory."""
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(settings.redis_url)
+    return MemoryStorage()
+
+
 async def run_polling(settings: Settings) -> None:
-    services = Services.from_settings(settings)
+    services = await Services.open(settings)
+    storage = create_storage(settings)
     bot = create_bot(settings)
-    dispatcher = create_dispatcher(settings, services)
-    await bot.delete_webhook(drop_pending_updates=False)
-    await dispatcher.start_polling(bot, handle_signals=True, close_bot_session=True)
+    dispatcher = create_dispatcher(settings, services, storage=storage)
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+        await dispatcher.start_polling(bot, handle_signals=True, close_bot_session=True)
+    finally:
+        await storage.close()

@@ -8,6 +8,7 @@ from aiogram.filters import Filter
 from aiogram.types import Message
 
 from bot.media import image_ref
+from services.metering import Caller
 
 
 class HasImage(Filter):
@@ -38,3 +39,10 @@ class RepliesToImage(Filter):
 def is_album(message: Message, album: list[Message] | None = None) -> bool:
     """More than one photo arrived together (see ``AlbumMiddleware``)."""
     return album is not None and len(album) > 1
+
+
+class IsAdmin(Filter):
+    """The sender is in ``ADMIN_IDS`` (see ``CallerMiddleware``)."""
+
+    async def __call__(self, message: Message, caller: Caller | None = None) -> bool:
+        return caller is not None and caller.admin

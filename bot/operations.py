@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.media import ImageRef, download, image_ref
 from services.errors import ImageError, OperationUnavailable, ProviderError, ServiceError
 from services.facecheck import Services
+from services.metering import Caller
 from services.models import Operation
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ async def run_single(
     services: Services,
     settings: Settings,
     options: Options | None = None,
+    caller: Caller | None = None,
 ) -> None:
     """Check, detect or analyze one photo and answer ``message`` (the photo's message)."""
     options = options or Options()
@@ -111,17 +113,22 @@ async def run_single(
         try:
             data = await download(bot, image)
             if operation is Operation.CHECK:
-                check = await services.check.check(data)
+                check = await services.check.check(data, caller)
                 sections = render.check_report(
-                    check.result, check.image, compressed=not image.as_document
+                    check.result,
+                    check.image,
+                    compressed=not image.as_document,
+                    fell_back_from=check.fell_back_from,
                 )
                 picture, name = check.annotated, "check.jpg"
             elif operation is Operation.DETECT:
-                detect = await services.detect.detect(data, attributes=options.attributes)
+                detect = await services.detect.detect(
+                    data, attributes=options.attributes, caller=caller
+                )
                 sections = render.detect_report(detect, attributes=options.attributes)
                 picture, name = detect.picture, "faces.jpg"
             else:
-                analyze = await services.analyze.analyze(data)
+                analyze = await services.analyze.analyze(data, caller)
                 sections = render.analyze_report(
                     analyze, sensitive=settings.analyze_sensitive_attributes
                 )
@@ -140,15 +147,21 @@ async def run_album(
     services: Services,
     settings: Settings,
     options: Options | None = None,
+    caller: Caller | None = None,
 ) -> None:
     for item in album[:MAX_ALBUM_PHOTOS]:
         ref = image_ref(item)
         if ref is not None:
-            await run_single(operation, item, ref, bot, services, settings, options)
+            await run_single(operation, item, ref, bot, services, settings, options, caller)
 
 
 async def run_compare(
-    message: Message, first: ImageRef, second: ImageRef, bot: Bot, services: Services
+    message: Message,
+    first: ImageRef,
+    second: ImageRef,
+    bot: Bot,
+    services: Services,
+    caller: Caller | None = None,
 ) -> None:
     """Compare two photos; answer ``message`` (the second photo's message)."""
     async with ChatActionSender.upload_photo(bot=bot, chat_id=message.chat.id):
@@ -156,7 +169,7 @@ async def run_compare(
             data_a, data_b = await asyncio.gather(
                 _download_nth(bot, first, 1), _download_nth(bot, second, 2)
             )
-            outcome = await services.compare.compare(data_a, data_b)
+            outcome = await services.compare.compare(data_a, data_b, caller)
         except ServiceError as error:
             _log_failure(Operation.COMPARE, message, error)
             await message.reply(render.error_text(error))

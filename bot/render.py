@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import colorsys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from html import escape
 
 from aiogram.utils.i18n import gettext as _
 
-from services.errors import ImageError, OperationUnavailable, ProviderError, ServiceError
-from services.facecheck import AnalyzeOutcome, CompareOutcome, DetectOutcome
+from services.budget import BudgetStatus, ProviderSpent
+from services.errors import ImageError, ProviderError, ServiceError
+from services.facecheck import AnalyzeOutcome, CompareOutcome, DetectOutcome, Services
 from services.faces import VERDICT_MESSAGES, Emotion, Expression, Face, Gender, Glasses, Race
 from services.images import Change, PreparedImage
-from services.models import CheckResult, Measurements
+from services.models import CheckResult, Measurements, Operation
+from services.quota import QuotaStatus, Stats
 from services.rules import RuleOutcome, Side, evaluate
 
 CAPTION_LIMIT = 1024
@@ -217,7 +220,13 @@ def change_notes(image: PreparedImage) -> list[str]:
     return notes
 
 
-def check_report(result: CheckResult, image: PreparedImage, *, compressed: bool) -> list[str]:
+def check_report(
+    result: CheckResult,
+    image: PreparedImage,
+    *,
+    compressed: bool,
+    fell_back_from: str | None = None,
+) -> list[str]:
     """Sections of the reply: verdict with reasons, measured values, notes."""
     verdict = _("check.verdict.pass") if result.passed else _("check.verdict.fail")
     head = [f"<b>{escape(verdict)}</b>"]
@@ -231,17 +240,46 @@ def check_report(result: CheckResult, image: PreparedImage, *, compressed: bool)
         title = escape(_("values.title"))
         sections.append(f"<b>{title}</b>\n" + "\n".join(values))
     if result.not_checked:
-        sections.append(escape(_("check.not_checked")))
+        names = ", ".join(field_label(name) for name in result.not_checked)
+        sections.append(escape(_("check.not_checked").format(fields=names)))
     notes = change_notes(image)
     if compressed:
         notes.append(_("check.tip.send_as_file"))
-    notes.append(_("check.provider").format(provider=escape(result.provider)))
+    notes.extend(provider_notes(result.provider, fell_back_from))
     sections.append("<i>" + "\n".join(notes) + "</i>")
     return sections
 
 
+def provider_notes(provider: str, fell_back_from: str | None) -> list[str]:
+    """Which engine answered, and why it was not the configured one."""
+    notes = []
+    if fell_back_from:
+        notes.append(_("fallback.used").format(provider=escape(fell_back_from)))
+    notes.append(_("check.provider").format(provider=escape(provider)))
+    return notes
+
+
+def field_label(name: str) -> str:
+    label = FIELD_NAMES.get(name)
+    return label() if label else name
+
+
+def when(moment: datetime | None) -> str:
+    """A reset time as users read it: the time in UTC, with the date unless it is today."""
+    if moment is None:
+        return "—"
+    moment = moment.astimezone(UTC)
+    now = datetime.now(UTC)
+    if moment.date() == now.date():
+        return moment.strftime("%H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def error_text(error: ServiceError) -> str:
-    text = _(error.message_id).format_map(_safe_values(error))
+    message_id = error.message_id
+    if isinstance(error, ProviderSpent) and error.resets_at is None:
+        message_id = "budget.spent_until_topped_up"
+    text = _(message_id).format_map(_safe_values(error))
     photo = error.values.get("photo")
     if isinstance(photo, int):
         text = _("error.photo_n").format(n=photo) + " " + text
@@ -255,10 +293,14 @@ def error_text(error: ServiceError) -> str:
 
 
 def _safe_values(error: ServiceError) -> _Defaults:
-    values = {key: escape(str(value)) for key, value in error.values.items()}
-    if isinstance(error, OperationUnavailable):
-        name = OPERATION_NAMES.get(error.operation)
-        values["operation"] = escape(name() if name else error.operation)
+    values = {
+        key: when(value) if isinstance(value, datetime) else escape(str(value))
+        for key, value in error.values.items()
+    }
+    operation = error.values.get("operation")
+    if operation is not None:
+        name = OPERATION_NAMES.get(str(operation))
+        values["operation"] = escape(name() if name else str(operation))
     if isinstance(error, ImageError):
         size = error.values.get("size")
         if isinstance(size, int):
@@ -439,7 +481,7 @@ def detect_report(outcome: DetectOutcome, *, attributes: bool) -> list[str]:
     notes = change_notes(outcome.image)
     if not attributes:
         notes.append(_("faces.tip_all"))
-    notes.append(_("check.provider").format(provider=escape(outcome.result.provider)))
+    notes.extend(provider_notes(outcome.result.provider, outcome.fell_back_from))
     sections.append("<i>" + "\n".join(notes) + "</i>")
     return sections
 
@@ -450,7 +492,7 @@ def analyze_report(outcome: AnalyzeOutcome, *, sensitive: bool) -> list[str]:
     details = [[*_attribute_parts(face, sensitive=sensitive), _pose_text(face)] for face in faces]
     sections = [head + "\n" + "\n".join(_face_lines(faces, details))]
     notes = change_notes(outcome.image)
-    notes.append(_("check.provider").format(provider=escape(outcome.result.provider)))
+    notes.extend(provider_notes(outcome.result.provider, outcome.fell_back_from))
     sections.append("<i>" + "\n".join(notes) + "</i>")
     return sections
 
@@ -473,5 +515,71 @@ def compare_report(outcome: CompareOutcome) -> list[str]:
     notes = [explain]
     for image in outcome.images:
         notes.extend(change_notes(image))
-    notes.append(_("check.provider").format(provider=escape(result.provider)))
+    notes.extend(provider_notes(result.provider, outcome.fell_back_from))
     return ["\n".join(lines), "<i>" + escape("\n".join(notes)) + "</i>"]
+
+
+# --- quotas and budgets --------------------------------------------------------------------------
+
+
+def quota_text(
+    statuses: dict[Operation, QuotaStatus], budgets: list[BudgetStatus], services: Services
+) -> str:
+    lines = ["<b>" + escape(_("quota.title")) + "</b>"]
+    for operation, status in statuses.items():
+        name = OPERATION_NAMES[operation.value]()
+        if status.limit is None:
+            left = _("quota.unlimited")
+        else:
+            left = _("quota.left").format(remaining=status.remaining, limit=status.limit)
+        lines.append(f"{escape(name)}: {escape(left)}")
+    limited = [s for s in statuses.values() if s.limit is not None]
+    if limited:
+        lines.append(escape(_("quota.resets").format(when=when(limited[0].resets_at))))
+    by_provider = {b.provider: b for b in budgets}
+    for operation in statuses:
+        budget = by_provider.get(services.provider_name(operation))
+        if budget is not None and not budget.available:
+            name = OPERATION_NAMES[operation.value]()
+            until = budget.spent_until if budget.spent else budget.backoff_until
+            key = "quota.provider_paused" if until else "quota.provider_spent"
+            lines.append(escape(_(key).format(operation=name, when=when(until))))
+    return "\n".join(lines)
+
+
+def stats_texts(stats: Stats, budgets: list[BudgetStatus]) -> list[str]:
+    lines = ["<b>" + escape(_("stats.title").format(day=stats.day.isoformat())) + "</b>"]
+    total = stats.total
+    lines.append(
+        escape(_("stats.total").format(calls=total.calls, charged=total.charged, free=total.free))
+    )
+    for (operation, provider), count in sorted(stats.calls.items()):
+        lines.append(
+            escape(f"{operation.value} · {provider}: ")
+            + escape(
+                _("stats.calls").format(calls=count.calls, charged=count.charged, free=count.free)
+            )
+        )
+    if stats.errors:
+        lines.append("<b>" + escape(_("stats.errors")) + "</b>")
+        for (provider, code), count in sorted(stats.errors.items(), key=lambda i: -i[1]):
+            lines.append(escape(f"{provider} {code}: {count}"))
+    if budgets:
+        lines.append("<b>" + escape(_("stats.budgets")) + "</b>")
+        for budget in budgets:
+            state = _("stats.budget_ok") if budget.available else _("stats.budget_paused")
+            remain = "—" if budget.remain is None else str(budget.remain)
+            lines.append(
+                escape(
+                    _("stats.budget").format(
+                        provider=budget.provider,
+                        remain=remain,
+                        state=state,
+                        resets=when(budget.resets_at),
+                    )
+                )
+            )
+    if stats.busiest:
+        lines.append("<b>" + escape(_("stats.busiest")) + "</b>")
+        lines.extend(escape(f"{user}: {calls}") for user, calls in stats.busiest)
+    return _pack(["\n".join(lines)])

@@ -6,7 +6,7 @@ process can run several dispatchers: the tests and the benchmarks do.
 
 from aiogram import Router
 
-from bot.handlers import common, compare, fallback, language, photo_menu, photo_ops
+from bot.handlers import account, common, compare, fallback, language, photo_menu, photo_ops
 from services.models import Operation
 
 
@@ -14,6 +14,7 @@ def routers() -> list[Router]:
     return [
         common.create_router(),
         language.create_router(),
+        account.create_router(),
         photo_ops.create_router(Operation.CHECK),
         photo_ops.create_router(Operation.DETECT),
         photo_ops.create_router(Operation.ANALYZE),

@@ -19,6 +19,7 @@ from bot.media import ImageRef, image_ref
 from bot.operations import on_not_a_photo, refuse_if_unavailable, run_compare
 from bot.states import CompareFlow
 from services.facecheck import Services
+from services.metering import Caller
 from services.models import Operation
 
 COMMAND = Command("compare")
@@ -42,6 +43,7 @@ async def on_album(
     services: Services,
     state: FSMContext,
     timers: FlowTimers,
+    caller: Caller | None = None,
 ) -> None:
     await state.clear()
     if await refuse_if_unavailable(message, services, Operation.COMPARE):
@@ -53,7 +55,7 @@ async def on_album(
     if len(refs) > 2:
         await message.answer(_("compare.album_first_two"))
     (_first_message, first), (second_message, second) = refs[0], refs[1]
-    await run_compare(second_message, first, second, bot, services)
+    await run_compare(second_message, first, second, bot, services, caller)
 
 
 async def on_photo_replying_to_photo(
@@ -63,11 +65,12 @@ async def on_photo_replying_to_photo(
     bot: Bot,
     services: Services,
     state: FSMContext,
+    caller: Caller | None = None,
 ) -> None:
     await state.clear()
     if await refuse_if_unavailable(message, services, Operation.COMPARE):
         return
-    await run_compare(message, replied_image, image, bot, services)
+    await run_compare(message, replied_image, image, bot, services, caller)
 
 
 async def on_command_with_first(
@@ -112,13 +115,14 @@ async def on_second_photo(
     services: Services,
     state: FSMContext,
     timers: FlowTimers,
+    caller: Caller | None = None,
 ) -> None:
     data = await state.get_data()
     await state.clear()
     if message.from_user is not None:
         timers.disarm(message.chat.id, message.from_user.id)
     first = ImageRef.from_data(data["first"])
-    await run_compare(message, first, image, bot, services)
+    await run_compare(message, first, image, bot, services, caller)
 
 
 def create_router() -> Router:

@@ -18,6 +18,7 @@ from bot.keyboards import PhotoAction, photo_actions
 from bot.media import image_ref
 from bot.operations import refuse_if_unavailable, run_single
 from services.facecheck import Services
+from services.metering import Caller
 from services.models import Operation
 
 
@@ -37,6 +38,7 @@ async def on_photo_action(
     settings: Settings,
     state: FSMContext,
     timers: FlowTimers,
+    caller: Caller | None = None,
 ) -> None:
     menu = query.message
     photo_message = getattr(menu, "reply_to_message", None)
@@ -54,7 +56,7 @@ async def on_photo_action(
     if operation is Operation.COMPARE:
         await wait_for_second(photo_message, ref, state, bot, timers)
         return
-    await run_single(operation, photo_message, ref, bot, services, settings)
+    await run_single(operation, photo_message, ref, bot, services, settings, caller=caller)
 
 
 def create_router() -> Router:

@@ -26,6 +26,7 @@ from bot.operations import (
 )
 from bot.states import PhotoFlow
 from services.facecheck import Services
+from services.metering import Caller
 from services.models import Operation
 
 _SEND_PHOTO = {
@@ -48,15 +49,16 @@ def create_router(operation: Operation) -> Router:
         settings: Settings,
         state: FSMContext,
         album: list[Message] | None = None,
+        caller: Caller | None = None,
     ) -> None:
         await state.clear()
         if await refuse_if_unavailable(message, services, operation):
             return
         options = Options.parse(command.args)
         if album:
-            await run_album(operation, album, bot, services, settings, options)
+            await run_album(operation, album, bot, services, settings, options, caller)
         else:
-            await run_single(operation, message, image, bot, services, settings, options)
+            await run_single(operation, message, image, bot, services, settings, options, caller)
 
     async def as_reply(
         message: Message,
@@ -67,6 +69,7 @@ def create_router(operation: Operation) -> Router:
         services: Services,
         settings: Settings,
         state: FSMContext,
+        caller: Caller | None = None,
     ) -> None:
         await state.clear()
         if await refuse_if_unavailable(message, services, operation):
@@ -79,6 +82,7 @@ def create_router(operation: Operation) -> Router:
             services,
             settings,
             Options.parse(command.args),
+            caller,
         )
 
     async def ask_for_photo(
@@ -113,13 +117,16 @@ async def on_awaited_photo(
     settings: Settings,
     state: FSMContext,
     timers: FlowTimers,
+    caller: Caller | None = None,
 ) -> None:
     data = await state.get_data()
     await state.clear()
     if message.from_user is not None:
         timers.disarm(message.chat.id, message.from_user.id)
     operation = Operation(data.get("operation", Operation.CHECK.value))
-    await run_single(operation, message, image, bot, services, settings, Options.from_data(data))
+    await run_single(
+        operation, message, image, bot, services, settings, Options.from_data(data), caller
+    )
 
 
 def create_flow_router() -> Router:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from bot.app import create_bot, create_dispatcher
+from bot.app import create_bot, create_dispatcher, create_storage
 from bot.config import Settings
 from services.facecheck import Services
 from tests.fakes.huawei import FakeHuaweiCheck
@@ -27,16 +29,25 @@ class RunningBot:
 
 @contextlib.asynccontextmanager
 async def run_bot(tg: FakeTelegram, **settings: Any) -> AsyncIterator[RunningBot]:
-    """Start polling exactly as ``python -m bot`` does, minus signal handling."""
+    """Start polling exactly as ``python -m bot`` does, minus signal handling.
+
+    Each run gets its own SQLite database unless ``database_url`` says otherwise.
+    """
+    folder: str | None = None
+    if "database_url" not in settings:
+        folder = tempfile.mkdtemp(prefix="facecheck-test-")
+        settings["database_url"] = f"sqlite+aiosqlite:///{folder}/bot.db"
+    settings.setdefault("local_workers", 1)
     config = Settings(
         _env_file=None,
         bot_token=tg.token,
         telegram_api_url=tg.base_url,
         **settings,
     )
-    services = Services.from_settings(config)
+    services = await Services.open(config)
+    storage = create_storage(config)
     bot = create_bot(config)
-    dispatcher = create_dispatcher(config, services)
+    dispatcher = create_dispatcher(config, services, storage=storage)
     len(tg.calls)
     task = asyncio.create_task(
         dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
@@ -48,6 +59,9 @@ async def run_bot(tg: FakeTelegram, **settings: Any) -> AsyncIterator[RunningBot
         with contextlib.suppress(RuntimeError):
             await dispatcher.stop_polling()
         await asyncio.wait_for(task, 15)
+        await storage.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

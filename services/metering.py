@@ -1,0 +1,135 @@
+"""Quotas and provider budgets around every provider call, and the local fallback.
+
+For one request: the photo is prepared first (bad input costs nothing and reserves
+nothing); the provider's budget is asked whether it may be called at all; a unit of
+the user's daily allowance is reserved; the provider is called; the reservation is
+committed only if the provider charged (a local answer always counts), and released
+otherwise. With ``FALLBACK_TO_LOCAL``, a cloud provider that is spent, backing off
+or failing hands the request to the local engine, which answers in its place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from services.budget import ProviderBackingOff, ProviderBudgets, ProviderSpent
+from services.errors import (
+    ProviderBudgetError,
+    ProviderError,
+    ProviderRateLimitError,
+    ProviderUnavailableError,
+)
+from services.faces import Usage
+from services.models import Operation
+from services.quota import Ledger
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P")  # a provider
+X = TypeVar("X")  # what was prepared for it (the fitted photos)
+R = TypeVar("R")  # its result
+
+LOCAL = "local"
+# Failures after which another engine may well succeed.
+_FALL_BACK_ON = (ProviderUnavailableError, ProviderRateLimitError, ProviderBudgetError)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks: the allowance is theirs; admins have no limit and may use the reserve."""
+
+    user_id: int
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answered(Generic[P, X, R]):
+    provider: P
+    prepared: X
+    result: R
+    fell_back_from: str | None  # the cloud provider that could not answer, if any
+
+
+class Metering:
+    def __init__(self, ledger: Ledger, budgets: ProviderBudgets) -> None:
+        self.ledger = ledger
+        self.budgets = budgets
+
+    async def run(
+        self,
+        operation: Operation,
+        caller: Caller,
+        providers: Sequence[P],
+        prepare: Callable[[P], Awaitable[X]],
+        call: Callable[[P, X], Awaitable[R]],
+        usage_of: Callable[[R], Usage],
+    ) -> Answered[P, X, R]:
+        """Try ``providers`` in order (the configured one, then the local fallback)."""
+        failed_over_from: str | None = None
+        for index, provider in enumerate(providers):
+            last = index == len(providers) - 1
+            name = str(getattr(provider, "name", "?"))
+            prepared = await prepare(provider)
+            if name != LOCAL:
+                try:
+                    await self.budgets.before_call(name, admin=caller.admin)
+                except (ProviderSpent, ProviderBackingOff) as refusal:
+                    if last:
+                        raise
+                    log.info("%s: %s refused before the call (%s); falling back",
+                             operation.value, name, refusal.message_id)
+                    failed_over_from = failed_over_from or name
+                    continue
+            reservation = await self.ledger.reserve(
+                caller.user_id, operation, name, admin=caller.admin
+            )
+            started = time.perf_counter()
+            try:
+                result = await call(provider, prepared)
+            except ProviderError as error:
+                await self.ledger.commit(
+                    reservation, charged=error.charged, code=error.code,
+                    latency_ms=_ms(started),
+                )
+                if name != LOCAL:
+                    await self.budgets.after_error(error)
+                if last or not isinstance(error, _FALL_BACK_ON):
+                    raise
+                log.info("%s: %s failed with %s; falling back", operation.value, name,
+                         error.code)
+                failed_over_from = failed_over_from or name
+                continue
+            except BaseException:
+                await self.ledger.release(reservation)
+                raise
+            usage = usage_of(result)
+            if name != LOCAL:
+                await self.budgets.after_result(name, usage)
+            # A local answer is free for the operator but counts against the user's allowance.
+            await self.ledger.commit(
+                reservation, charged=usage.charged or name == LOCAL, latency_ms=_ms(started)
+            )
+            return Answered(provider, prepared, result, failed_over_from)
+        raise AssertionError("no provider to try")
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+async def run_unmetered(
+    providers: Sequence[P],
+    prepare: Callable[[P], Awaitable[X]],
+    call: Callable[[P, X], Awaitable[R]],
+) -> Answered[P, X, R]:
+    """The same call with no ledger (a plain script): the first provider only."""
+    provider = providers[0]
+    prepared = await prepare(provider)
+    return Answered(provider, prepared, await call(provider, prepared), None)
+
+
+__all__: list[Any] = ["Answered", "Caller", "Metering", "run_unmetered"]
