@@ -17,6 +17,7 @@ from services.budget import BudgetStatus, ProviderSpent
 from services.errors import ImageError, ProviderError, ServiceError
 from services.facecheck import AnalyzeOutcome, CompareOutcome, DetectOutcome, Services
 from services.faces import VERDICT_MESSAGES, Emotion, Expression, Face, Gender, Glasses, Race
+from services.i18n import N_
 from services.images import Change, PreparedImage
 from services.models import CheckResult, Measurements, Operation
 from services.quota import QuotaStatus, Stats
@@ -32,7 +33,7 @@ OPERATION_NAMES = {
     "analyze": lambda: _("operation.analyze"),
 }
 
-# The measured field each rule explains, as the user reads it.
+# Measured fields as the user reads them (rules, and what an engine did not check).
 FIELD_NAMES = {
     "face_unbalance": lambda: _("field.face_unbalance"),
     "face_x_occupy": lambda: _("field.face_x_occupy"),
@@ -44,6 +45,24 @@ FIELD_NAMES = {
     "face_x_center": lambda: _("field.face_x_center"),
     "background_clean": lambda: _("field.background_clean"),
     "face_darkillum": lambda: _("field.face_darkillum"),
+    "glasses": lambda: _("field.glasses"),
+    "has_hat": lambda: _("field.has_hat"),
+    "mouthmask": lambda: _("field.mouthmask"),
+    "eyes_sight": lambda: _("field.eyes_sight"),
+    "head_pose": lambda: _("field.head_pose"),
+    "head_chin_y": lambda: _("field.head_chin_y"),
+    "head_top": lambda: _("field.head_top"),
+    "nose_occlusion": lambda: _("field.nose_occlusion"),
+    "mouth_occlusion": lambda: _("field.mouth_occlusion"),
+    "eyes_occlusion": lambda: _("field.eyes_occlusion"),
+    "background_color": lambda: _("field.background_color"),
+    "background_gradual": lambda: _("field.background_gradual"),
+    "bf_similarity": lambda: _("field.bf_similarity"),
+    "face_blur": lambda: _("field.face_blur"),
+    "head_left": lambda: _("field.head_left"),
+    "head_right": lambda: _("field.head_right"),
+    "nose_tip": lambda: _("field.nose_tip"),
+    "eyes_spacing": lambda: _("field.eyes_spacing"),
 }
 
 
@@ -278,7 +297,7 @@ def when(moment: datetime | None) -> str:
 def error_text(error: ServiceError) -> str:
     message_id = error.message_id
     if isinstance(error, ProviderSpent) and error.resets_at is None:
-        message_id = "budget.spent_until_topped_up"
+        message_id = N_("budget.spent_until_cleared")
     text = _(message_id).format_map(_safe_values(error))
     photo = error.values.get("photo")
     if isinstance(photo, int):
@@ -542,8 +561,8 @@ def quota_text(
         if budget is not None and not budget.available:
             name = OPERATION_NAMES[operation.value]()
             until = budget.spent_until if budget.spent else budget.backoff_until
-            key = "quota.provider_paused" if until else "quota.provider_spent"
-            lines.append(escape(_(key).format(operation=name, when=when(until))))
+            template = _("quota.provider_paused") if until else _("quota.provider_spent")
+            lines.append(escape(template.format(operation=name, when=when(until))))
     return "\n".join(lines)
 
 

@@ -194,10 +194,11 @@ class ProviderBudgets:
         spent_until: datetime | None = None
         if row["spent"]:
             spent = True
+        elif remain is not None and remain <= 0:
+            # Today's calls are used up: that ends at the reset, whatever remainTimes says.
+            spent, spent_until = True, resets_at
         elif remain_times is not None and remain_times <= 0:
             spent = True
-        elif remain is not None and remain <= 0:
-            spent, spent_until = True, resets_at
         else:
             spent = False
         return BudgetStatus(
