@@ -1,4 +1,5 @@
-"""``python -m bot``: check the settings, then poll Telegram until SIGINT or SIGTERM."""
+"""``python -m bot``: check the settings, then poll Telegram (or serve its webhook) until
+SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ def main() -> int:
     from bot.logs import setup_logging
 
     setup_logging(settings.log_level)
-    from bot.app import run_polling
+    from bot.app import run_polling, run_webhook
 
     try:
-        asyncio.run(run_polling(settings))
+        asyncio.run(run_webhook(settings) if settings.webhook_url else run_polling(settings))
     except KeyboardInterrupt:  # a second Ctrl+C during shutdown
         logging.getLogger(__name__).warning("interrupted")
         return 130

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from html import escape
 
 from aiogram import Bot, Dispatcher, Router
@@ -140,6 +142,50 @@ def create_storage(settings: Settings) -> BaseStorage:
 
         return RedisStorage.from_url(settings.redis_url)
     return MemoryStorage()
+
+
+async def run_webhook(settings: Settings) -> None:
+    """Serve Telegram's webhook calls; several such processes may share one URL behind a
+    load balancer, since quotas and (with ``REDIS_URL``) conversation state are shared."""
+    from urllib.parse import urlsplit
+
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    services = await Services.open(settings)
+    storage = create_storage(settings)
+    bot = create_bot(settings)
+    dispatcher = create_dispatcher(settings, services, storage=storage)
+    secret = settings.webhook_secret.get_secret_value() or None
+    path = urlsplit(settings.webhook_url).path or "/"
+
+    async def register_webhook(bot: Bot) -> None:
+        await bot.set_webhook(
+            settings.webhook_url,
+            secret_token=secret,
+            allowed_updates=dispatcher.resolve_used_update_types(),
+        )
+
+    dispatcher.startup.register(register_webhook)
+    app = web.Application()
+    SimpleRequestHandler(dispatcher, bot, secret_token=secret).register(app, path=path)
+    setup_application(app, dispatcher, bot=bot)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    host, port = settings.listen_address
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("webhook server listening on %s:%s%s", host, port, path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping the webhook server")
+        await runner.cleanup()  # stops accepting, runs the shutdown handlers
+        await storage.close()
 
 
 async def run_polling(settings: Settings) -> None:

@@ -12,6 +12,7 @@ from services.config import AdminIds, ServiceSettings, SettingsError, describe_v
 
 LOCALES = ("en", "ru", "zh_Hans")
 _TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class Settings(ServiceSettings):
@@ -21,6 +22,15 @@ class Settings(ServiceSettings):
     )
     telegram_api_local: bool = Field(
         False, description="true when TELEGRAM_API_URL is a local Bot API server run with --local"
+    )
+    webhook_url: str = Field(
+        "", description="the public https URL Telegram posts updates to, or empty for polling"
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr(""), description="1-256 characters of A-Z, a-z, 0-9, _ and -"
+    )
+    webhook_listen: str = Field(
+        "0.0.0.0:8080", description="host:port the webhook server listens on"
     )
     default_locale: Literal["en", "ru", "zh_Hans"] = Field(
         "en", description="one of en, ru, zh (zh-hans and zh-cn also mean Chinese)"
@@ -54,6 +64,35 @@ class Settings(ServiceSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// URL")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value().strip()
+        if secret and not _SECRET.match(secret):
+            raise ValueError("bad secret")
+        return SecretStr(secret)
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port")
+        return value.strip()
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @field_validator("default_locale", mode="before")
     @classmethod

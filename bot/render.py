@@ -7,9 +7,10 @@ formatted here and HTML-escaped. The provider's own text is never the message.
 from __future__ import annotations
 
 import colorsys
+import html
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from html import escape
+from functools import partial
 
 from aiogram.utils.i18n import gettext as _
 
@@ -22,6 +23,9 @@ from services.images import Change, PreparedImage
 from services.models import CheckResult, Measurements, Operation
 from services.quota import QuotaStatus, Stats
 from services.rules import RuleOutcome, Side, evaluate
+
+# Telegram's HTML mode needs only <, > and & escaped; quotes stay readable in the raw text.
+escape = partial(html.escape, quote=False)
 
 CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -15,6 +15,7 @@ from bot.filters import IsAdmin
 from bot.flows import FlowTimers
 from services.facecheck import Services
 from services.metering import Caller
+from services.models import Operation
 
 
 class ForgetChoice(CallbackData, prefix="forget"):
@@ -38,6 +39,19 @@ async def on_stats(message: Message, services: Services) -> None:
     budgets = await services.metering.budgets.status()
     for text in render.stats_texts(stats, budgets):
         await message.answer(text)
+
+
+async def on_clear_budget(message: Message, command: CommandObject, services: Services) -> None:
+    """An operator topped up or fixed a provider account: let calls through again."""
+    providers = {services.provider_name(op) for op in Operation} - {"local"}
+    provider = (command.args or "").strip().lower()
+    if services.metering is None or provider not in providers:
+        await message.answer(
+            _("budget.clear_usage").format(providers=", ".join(sorted(providers)) or "—")
+        )
+        return
+    await services.metering.budgets.clear(provider)
+    await message.answer(_("budget.cleared").format(provider=provider))
 
 
 async def on_forget(message: Message) -> None:
@@ -71,6 +85,7 @@ def create_router() -> Router:
     router = Router(name="account")
     router.message.register(on_quota, Command("quota"))
     router.message.register(on_stats, Command("stats"), IsAdmin())
+    router.message.register(on_clear_budget, Command("clearbudget"), IsAdmin())
     router.message.register(on_forget, Command("forget"))
     router.callback_query.register(on_forget_choice, ForgetChoice.filter(F.confirm.is_not(None)))
     return router
