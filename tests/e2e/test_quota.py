@@ -12,7 +12,6 @@ from tests.e2e.conftest import run_bot
 from tests.e2e.test_check import CHECK_PATH, check_requests, reply, text_of
 from tests.fakes.jumdata import FakeJumdata
 from tests.fakes.telegram import FakeTelegram
-from tests.local_photos import photo_bytes, photos  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.e2e
 ADMIN = 4242

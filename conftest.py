@@ -1,0 +1,3 @@
+"""Fixture plugins shared by every test folder: databases, Redis, the sample photos."""
+
+pytest_plugins = ["tests.db", "tests.local_photos"]
