@@ -280,10 +280,11 @@ class Services:
     async def open(cls, settings: ServiceSettings) -> Services:
         """Services with storage: the database (migrated), quotas and provider budgets."""
         database = await open_database(settings.database_url)
-        metering = Metering(
-            Ledger.from_settings(database, settings),
-            ProviderBudgets.from_settings(database, settings),
-        )
+        ledger = Ledger.from_settings(database, settings)
+        released = await ledger.expire_stale()  # units left by a process that died mid-call
+        if released:
+            log.info("released %d reservation(s) left by an earlier run", released)
+        metering = Metering(ledger, ProviderBudgets.from_settings(database, settings))
         services = cls.from_settings(settings, metering=metering)
         services.database = database
         return services
