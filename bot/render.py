@@ -515,6 +515,8 @@ def analyze_report(outcome: AnalyzeOutcome, *, sensitive: bool) -> list[str]:
     details = [[*_attribute_parts(face, sensitive=sensitive), _pose_text(face)] for face in faces]
     sections = [head + "\n" + "\n".join(_face_lines(faces, details))]
     notes = change_notes(outcome.image)
+    if outcome.result.provider == "local":
+        notes.append(_("analyze.local_note"))
     notes.extend(provider_notes(outcome.result.provider, outcome.fell_back_from))
     sections.append("<i>" + "\n".join(notes) + "</i>")
     return sections
