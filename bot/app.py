@@ -12,6 +12,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramRetryAfter
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, ErrorEvent
@@ -160,11 +161,23 @@ async def run_webhook(settings: Settings) -> None:
     path = urlsplit(settings.webhook_url).path or "/"
 
     async def register_webhook(bot: Bot) -> None:
-        await bot.set_webhook(
-            settings.webhook_url,
-            secret_token=secret,
-            allowed_updates=dispatcher.resolve_used_update_types(),
-        )
+        """Every worker makes sure the webhook points here; Telegram allows one change a
+        second, so workers starting together wait their turn instead of failing."""
+        if (await bot.get_webhook_info()).url == settings.webhook_url:
+            log.info("webhook already set")
+            return
+        for attempt in range(5):
+            try:
+                await bot.set_webhook(
+                    settings.webhook_url,
+                    secret_token=secret,
+                    allowed_updates=dispatcher.resolve_used_update_types(),
+                )
+                return
+            except TelegramRetryAfter as error:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(error.retry_after)
 
     dispatcher.startup.register(register_webhook)
     app = web.Application()

@@ -19,6 +19,20 @@ Typical use::
         tg.user_message(42, text="/start")
         call = await tg.wait_for("sendMessage", chat_id=42)
         assert "Hello" in call.params["text"]
+
+Webhooks work too: after ``setWebhook`` the fake POSTs each pending update to the URL as
+Telegram does (one update per request, the secret token header, up to ``max_connections``
+requests at once, retries with back-off, errors in ``getWebhookInfo``, a Bot API call in a
+2xx answer executed). Like the official server, it refuses plain HTTP and loopback/reserved
+addresses, so a test serving its webhook on 127.0.0.1 builds the fake with
+``FakeTelegram(allow_http_webhook=True)``, which treats loopback hosts the way the server's
+``--local`` mode does. The fake never leaves the machine: a webhook on any other host is
+accepted and shown by ``getWebhookInfo`` but not called, its updates just stay pending::
+
+    async with FakeTelegram(allow_http_webhook=True) as tg:
+        await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="s3cret")
+        tg.user_message(42, text="/start")
+        delivery = await tg.wait_for_delivery(tg.last_update_id)
 """
 
 from __future__ import annotations
@@ -26,23 +40,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import errno
 import hashlib
 import inspect
 import io
+import ipaddress
 import json
 import logging
 import mimetypes
+import os
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+import aiohttp
+from aiohttp import BodyPartReader, MultipartReader, web
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["Call", "FakeTelegram"]
+__all__ = ["Call", "Delivery", "FakeTelegram"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +74,19 @@ MAX_RAW_TEXT_BYTES = 1 << 15  # Client::get_formatted_text refuses longer raw st
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_LONG_POLL_TIMEOUT = 50
 PHOTO_SIDES = (90, 320, 800, 1280)  # Telegram's s/m/x/y boxes
+
+# Webhooks (telegram-bot-api's Client.cpp and WebhookActor.cpp).
+DEFAULT_MAX_WEBHOOK_CONNECTIONS = 40
+MAX_WEBHOOK_CONNECTIONS = 100
+MAX_SECRET_TOKEN_LENGTH = 256
+SET_WEBHOOK_INTERVAL = 1.0  # setWebhook with a URL: at most one per second, else 429
+WEBHOOK_ALLOWED_PORTS = (443, 80, 88, 8443)
+WEBHOOK_MAX_RESEND_TIMEOUT = 60  # the back-off doubles (0, 2, 4, 8... s) up to this
+WEBHOOK_MAX_RETRY_AFTER = 3600  # a Retry-After header is honoured up to this
+WEBHOOK_ACTIVE_WINDOW = 10.0  # one connection at a time unless a delivery succeeded this recently
+WEBHOOK_TIMEOUT = 60.0  # per request; FakeTelegram.webhook_timeout overrides it
+# A 2xx answer may carry a Bot API call, executed unless it is one of these (or get*).
+WEBHOOK_REPLY_REFUSED = frozenset({"deletewebhook", "setwebhook", "close", "logout"})
 
 CONFLICT_GET_UPDATES = (
     "Conflict: terminated by other getUpdates request; "
@@ -231,6 +262,8 @@ class Call:
     """Parameters exactly as received (strings)."""
     done: bool = field(default=False, repr=False)
     """False while the request is still being answered (a pending long poll)."""
+    via_webhook_reply: bool = False
+    """True for a Bot API call the bot made in its answer to a webhook request."""
 
     @property
     def chat_id(self) -> int | None:
@@ -257,7 +290,33 @@ class Call:
         text = json.dumps(shown, ensure_ascii=False, default=str)
         if len(text) > 160:
             text = text[:157] + "..."
-        return f"#{self.index} {self.method} {text} -> {state}{detail}"
+        via = " (webhook reply)" if self.via_webhook_reply else ""
+        return f"#{self.index} {self.method}{via} {text} -> {state}{detail}"
+
+
+@dataclass
+class Delivery:
+    """One POST of an update to the webhook, with how it ended."""
+
+    update_id: int
+    status: int | None
+    """The webhook's HTTP status; None when no answer came (refused, timed out, closed)."""
+    error: str | None
+    """What getWebhookInfo reports for a failed attempt (None when the webhook took it)."""
+    at: float
+    """time.time() when the attempt ended."""
+    reply: Call | None = None
+    """The Bot API call the webhook answered with, if it did (a webhook reply)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        outcome = "ok" if self.ok else f"ERR {self.error!r}"
+        status = "-" if self.status is None else str(self.status)
+        reply = f" reply={self.reply.method}" if self.reply is not None else ""
+        return f"update {self.update_id}: {status} {outcome}{reply}"
 
 
 @dataclass
@@ -1093,6 +1152,110 @@ def _inline_button(button: Any) -> dict[str, Any]:
     raise _bad(prefix + "Text buttons are unallowed in the inline keyboard")
 
 
+# --------------------------------------------------------------------------- webhooks
+
+
+@dataclass
+class _Backoff:
+    """WebhookActor's per-update retry state."""
+
+    fails: int = 0
+    delay: int = 1
+    wakeup_at: float = 0.0
+
+
+@dataclass(eq=False)
+class _Webhook:
+    """One webhook as set by setWebhook, with its delivery state (a WebhookActor)."""
+
+    url: str
+    """As given to setWebhook (what getWebhookInfo shows)."""
+    target: str | None
+    """Where the fake POSTs; None for a host that isn't this machine (never called)."""
+    secret: str
+    max_connections: int
+    ip_address: str
+    ip_param: str
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    last_error_date: int = 0
+    last_error_message: str = ""
+    last_success: float = float("-inf")
+    inflight: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    backoff: dict[int, _Backoff] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+
+def _parse_webhook_url(raw: str) -> urllib.parse.SplitResult | None:
+    """A loose td::parse_url: http or https (the default), a sane host, a valid port."""
+    text = raw.strip()
+    if not text or any(ch.isspace() for ch in text):
+        return None
+    if "://" not in text:
+        text = "https://" + text
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or port == 0:
+        return None
+    host = parts.hostname or ""
+    if not host:
+        return None
+    if "[" in parts.netloc:  # an IPv6 literal
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    elif not all(ch.isalnum() or ch in "-._~%" or ord(ch) > 127 for ch in host):
+        return None
+    return parts
+
+
+def _loopback_ip(host: str) -> str | None:
+    """The loopback address a webhook host stands for, or None for any other host."""
+    if host.lower() in ("localhost", "localhost."):
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return str(address) if address.is_loopback else None
+
+
+def _queue_key(update: dict[str, Any]) -> tuple[str, int]:
+    """telegram-bot-api's webhook queue: one update at a time per chat (per user for
+    callback queries); updates of different queues are sent in parallel."""
+    for kind, payload in update.items():
+        if kind == "update_id" or not isinstance(payload, dict):
+            continue
+        chat = payload.get("chat")
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return ("chat", chat["id"])
+        sender = payload.get("from")
+        if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+            return (kind, sender["id"])
+    return ("update", int(update["update_id"]))
+
+
+def _connection_error_text(exc: OSError) -> str:
+    """How a failed connection reads in getWebhookInfo ("Connection refused", ...)."""
+    code = exc.errno
+    if code is None and isinstance(exc.__cause__, OSError):
+        code = exc.__cause__.errno
+    if code == errno.ECONNREFUSED or isinstance(exc, ConnectionRefusedError):
+        return "Connection refused"
+    if code:
+        return os.strerror(code)
+    return str(exc) or type(exc).__name__
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> int:
+    raw = response.headers.get("Retry-After", "")
+    return max(0, min(WEBHOOK_MAX_RETRY_AFTER, _to_integer(raw))) if raw else 0
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -1105,8 +1268,13 @@ class FakeTelegram:
         *,
         bot_id: int = 123456,
         bot_username: str = "facecheck_test_bot",
+        allow_http_webhook: bool = False,
     ) -> None:
         self.token = token
+        self.allow_http_webhook = allow_http_webhook
+        """Treat loopback webhook hosts like the official server's ``--local`` mode does:
+        http:// or https://, any port. Without it loopback webhooks are refused, as by
+        api.telegram.org ("IP address 127.0.0.1 is reserved"; HTTP is always refused)."""
         self.bot_id = bot_id
         self.bot_username = bot_username
         self.base_url = ""
@@ -1122,6 +1290,11 @@ class FakeTelegram:
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         """setMyCommands state by (scope JSON, language_code)."""
         self.webhook_url = ""
+        """The webhook URL as set (empty when none), like getWebhookInfo's ``url``."""
+        self.webhook_deliveries: list[Delivery] = []
+        """Every POST of an update to a webhook, in the order they ended."""
+        self.webhook_timeout = WEBHOOK_TIMEOUT
+        """Seconds a webhook request may take before it counts as "Read timeout expired"."""
 
         self._runner: web.AppRunner | None = None
         self._closing = False
@@ -1141,6 +1314,11 @@ class FakeTelegram:
         self._failures: dict[str, list[_ApiError]] = {}
         self._media_group_counter = 0
         self._changed = asyncio.Event()
+        self._webhook: _Webhook | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._delivery_tasks: set[asyncio.Task[None]] = set()
+        self._inflight_updates: set[int] = set()
+        self._next_set_webhook_at = 0.0
         self._methods: dict[str, Callable[[_Request], Any]] = {
             "getme": self._get_me,
             "logout": self._true,
@@ -1183,12 +1361,16 @@ class FakeTelegram:
         bound_port = self._runner.addresses[0][1]
         self.base_url = f"http://{host}:{bound_port}"
         self._closing = False
+        if self._webhook is not None:
+            self._start_delivery(self._webhook)
 
     async def stop(self) -> None:
-        """Release a pending long poll (as an empty answer) and shut the server down."""
+        """Release a pending long poll (as an empty answer), stop webhook deliveries
+        (requests in flight are abandoned, their updates stay pending) and shut down."""
         self._closing = True
         if self._poll is not None and not self._poll.done():
             self._poll.set_result("closing")
+        await self._stop_deliveries()
         if self._runner is not None:
             try:
                 await self._runner.cleanup()
@@ -1381,8 +1563,14 @@ class FakeTelegram:
 
     @property
     def pending_updates(self) -> int:
-        """Updates not yet confirmed by a getUpdates offset."""
+        """Updates not yet confirmed (by a getUpdates offset or a webhook's 2xx answer)."""
         return len(self._updates)
+
+    @property
+    def last_update_id(self) -> int | None:
+        """update_id of the most recently queued update (None before the first one)."""
+        last = self._next_update_id - 1
+        return last if last >= 100_000_001 else None
 
     def fail_next(
         self,
@@ -1454,6 +1642,37 @@ class FakeTelegram:
             except TimeoutError:
                 pass
 
+    async def wait_for_delivery(
+        self,
+        update_id: int,
+        timeout: float = 10.0,  # noqa: ASYNC109 - part of the documented test API
+        *,
+        ok: bool | None = True,
+        after: int = 0,
+    ) -> Delivery:
+        """The first webhook delivery of ``update_id`` (from ``webhook_deliveries[after:]``)
+        that the webhook accepted; ``ok=False`` waits for a failed attempt instead, ``None``
+        for any. AssertionError on timeout, listing the attempts made.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for delivery in self.webhook_deliveries[after:]:
+                if delivery.update_id == update_id and (ok is None or delivery.ok == ok):
+                    return delivery
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                wanted = {True: "accepted ", False: "failed ", None: ""}[ok]
+                raise AssertionError(
+                    f"no {wanted}webhook delivery of update {update_id} from index {after} "
+                    f"within {timeout:g}s\n{self.describe()}"
+                )
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
     async def wait_for_poll(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until a getUpdates long poll is parked on the server (to test wake-ups)."""
         loop = asyncio.get_running_loop()
@@ -1478,6 +1697,16 @@ class FakeTelegram:
             lines.append(f"dropped by allowed_updates: {self.dropped_updates[-5:]}")
         if self.unknown_methods:
             lines.append(f"unknown methods: {self.unknown_methods}")
+        hook = self._webhook
+        if hook is not None:
+            lines.append(
+                f"webhook: {hook.url} (pending {len(self._updates)}, in flight "
+                f"{len(hook.inflight)}, last error {hook.last_error_message or None!r}"
+                f"{'' if hook.target else ', not on this machine: never called'})"
+            )
+        if self.webhook_deliveries:
+            lines.append("recent webhook deliveries:")
+            lines += [f"  {d.summary()}" for d in self.webhook_deliveries[-last:]]
         if self.internal_errors:
             lines.append(f"FAKE INTERNAL ERRORS: {self.internal_errors}")
         return "\n".join(lines)
@@ -1504,18 +1733,33 @@ class FakeTelegram:
         method = request.match_info["method"].lower()
         call = Call(index=len(self.calls), method=method, params={}, files={})
         self.calls.append(call)
+
+        async def prepare() -> _Request:
+            req = await self._read_request(request, call)
+            if request.match_info["token"] != self.token:
+                raise _ApiError(401, "Unauthorized")
+            return req
+
+        status, body = await self._execute(call, prepare, request.match_info["method"])
+        headers = {}
+        if status == 429 and "parameters" in body:
+            headers["Retry-After"] = str(body["parameters"]["retry_after"])
+        return _json_response(body, status, headers)
+
+    async def _execute(
+        self, call: Call, prepare: Callable[[], Awaitable[_Request]], raw_method: str
+    ) -> tuple[int, dict[str, Any]]:
+        """Run one Bot API call (an HTTP request or a webhook reply); fills in ``call``."""
         status = 200
         body: dict[str, Any]
         try:
             try:
-                req = await self._read_request(request, call)
-                if request.match_info["token"] != self.token:
-                    raise _ApiError(401, "Unauthorized")
-                handler = self._methods.get(method)
+                req = await prepare()
+                handler = self._methods.get(call.method)
                 if handler is None:
-                    self.unknown_methods.append(request.match_info["method"])
+                    self.unknown_methods.append(raw_method)
                     raise _ApiError(404, "Not Found")
-                if queued := self._failures.get(method):
+                if queued := self._failures.get(call.method):
                     raise queued.pop(0)
                 result = handler(req)
                 if inspect.isawaitable(result):
@@ -1535,18 +1779,15 @@ class FakeTelegram:
                 call.error = {"ok": False, "error_code": 0, "description": "client went away"}
                 raise
             except Exception as exc:  # the fake must answer, never crash the test
-                log.exception("FakeTelegram: internal error in %s", method)
-                self.internal_errors.append(f"{method}: {type(exc).__name__}: {exc}")
+                log.exception("FakeTelegram: internal error in %s", call.method)
+                self.internal_errors.append(f"{call.method}: {type(exc).__name__}: {exc}")
                 status = 500
                 body = _ApiError(500, f"Internal Server Error: fake: {exc}").payload()
                 call.error = body
         finally:
             call.done = True
             self._notify()
-        headers = {}
-        if status == 429 and "parameters" in body:
-            headers["Retry-After"] = str(body["parameters"]["retry_after"])
-        return _json_response(body, status, headers)
+        return status, body
 
     async def _read_request(self, request: web.Request, call: Call) -> _Request:
         """Query string + urlencoded/multipart/JSON body, like telegram-bot-api's HttpQuery."""
@@ -1555,41 +1796,11 @@ class FakeTelegram:
         try:
             args = _parse_urlencoded(request.rel_url.raw_query_string)
             if content_type == "multipart/form-data":
-                reader = await request.multipart()
-                total = 0
-                while (part := await reader.next()) is not None:
-                    if not isinstance(part, BodyPartReader):
-                        continue  # nested multipart/mixed: not a Bot API field
-                    name = part.name or ""
-                    data = bytearray()
-                    while chunk := await part.read_chunk(1 << 16):
-                        total += len(chunk)
-                        if total > MAX_UPLOAD_SIZE:
-                            raise _ApiError(413, "Request Entity Too Large")
-                        data += chunk
-                    if part.filename is not None:
-                        uploads[name] = _Upload(
-                            bytes(data), part.filename, part.headers.get("Content-Type")
-                        )
-                    else:
-                        args[name] = data.decode("utf-8")
+                await _read_multipart(await request.multipart(), args, uploads)
             elif content_type == "application/x-www-form-urlencoded":
                 args.update(_parse_urlencoded((await request.read()).decode("latin-1")))
             elif content_type == "application/json":
-                raw = await request.read()
-                if raw.strip():
-                    try:
-                        value = json.loads(raw)
-                    except UnicodeDecodeError:
-                        raise
-                    except ValueError:
-                        raise _bad("Can't parse JSON object") from None
-                    if not isinstance(value, dict):
-                        raise _bad("Can't parse JSON object")
-                    for key, item in value.items():
-                        if item is None:
-                            continue
-                        args[key] = item if isinstance(item, str) else json.dumps(item)
+                args.update(_json_args(await request.read()))
         except web.HTTPRequestEntityTooLarge:
             raise _ApiError(413, "Request Entity Too Large") from None
         except UnicodeDecodeError:
@@ -1602,6 +1813,188 @@ class FakeTelegram:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    def _start_delivery(self, hook: _Webhook) -> None:
+        if hook.target is None or hook.task is not None or hook.closed or self._runner is None:
+            return
+        hook.task = asyncio.get_running_loop().create_task(
+            self._delivery_loop(hook), name=f"FakeTelegram webhook {hook.url}"
+        )
+        self._delivery_tasks.add(hook.task)
+        hook.task.add_done_callback(self._delivery_tasks.discard)
+
+    def _close_webhook(self) -> None:
+        """Stop sending new requests; those in flight finish and count."""
+        hook = self._webhook
+        if hook is None:
+            return
+        hook.closed = True
+        hook.wakeup.set()
+        self._webhook = None
+        self.webhook_url = ""
+
+    async def _stop_deliveries(self) -> None:
+        hook = self._webhook
+        tasks = set(self._delivery_tasks)
+        if hook is not None:
+            hook.task = None
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if hook is not None:
+            hook.inflight.clear()
+        self._inflight_updates.clear()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def _delivery_loop(self, hook: _Webhook) -> None:
+        """WebhookActor::loop: start requests for ready queue heads, up to the allowed
+        number of connections; sleep until an update arrives, a request ends or a retry
+        is due."""
+        loop = asyncio.get_running_loop()
+        try:
+            while not hook.closed and not self._closing:
+                hook.wakeup.clear()
+                now = loop.time()
+                active = now - hook.last_success <= WEBHOOK_ACTIVE_WINDOW
+                limit = hook.max_connections if active else 1
+                heads: set[tuple[str, int]] = set()
+                next_at: float | None = None
+                for update in self._updates:
+                    key = _queue_key(update)
+                    if key in heads:
+                        continue  # waits for the update before it in its queue
+                    heads.add(key)
+                    update_id = update["update_id"]
+                    if update_id in self._inflight_updates:
+                        continue
+                    backoff = hook.backoff.get(update_id)
+                    if backoff is not None and backoff.wakeup_at > now:
+                        if next_at is None or backoff.wakeup_at < next_at:
+                            next_at = backoff.wakeup_at
+                        continue
+                    if len(hook.inflight) >= limit:
+                        break
+                    task = loop.create_task(self._deliver(hook, copy.deepcopy(update)))
+                    hook.inflight[update_id] = task
+                    self._inflight_updates.add(update_id)
+                    self._delivery_tasks.add(task)
+                    task.add_done_callback(self._delivery_tasks.discard)
+                timeout = None if next_at is None else max(next_at - now, 0.0)
+                try:
+                    await asyncio.wait_for(hook.wakeup.wait(), timeout)
+                except TimeoutError:
+                    pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in the fake must show, not hang the test
+            log.exception("FakeTelegram: webhook delivery loop failed")
+            self.internal_errors.append(f"webhook delivery: {type(exc).__name__}: {exc}")
+        finally:
+            if hook.task is asyncio.current_task():
+                hook.task = None
+
+    async def _deliver(self, hook: _Webhook, update: dict[str, Any]) -> None:
+        """One POST of one update; a 2xx answer confirms it, anything else reschedules it."""
+        loop = asyncio.get_running_loop()
+        update_id = update["update_id"]
+        try:
+            status, error, retry_after, reply = await self._post_update(hook, update)
+        finally:
+            hook.inflight.pop(update_id, None)
+            self._inflight_updates.discard(update_id)
+        now = loop.time()
+        if error is None:
+            hook.last_success = now
+            hook.backoff.pop(update_id, None)
+            self._updates = [u for u in self._updates if u["update_id"] != update_id]
+        else:
+            # WebhookActor::on_update_error: the first retry is immediate, then 2, 4, 8...
+            # seconds; a Retry-After header sets the delay instead.
+            backoff = hook.backoff.setdefault(update_id, _Backoff())
+            delay, effective = backoff.delay, retry_after
+            if retry_after == 0 and backoff.fails > 0:
+                delay = min(WEBHOOK_MAX_RESEND_TIMEOUT, backoff.delay * 2)
+                effective = delay
+            backoff.delay = delay
+            backoff.wakeup_at = now + effective
+            backoff.fails += 1
+            if not hook.closed:
+                hook.last_error_date = int(time.time())
+                hook.last_error_message = error
+        self.webhook_deliveries.append(Delivery(update_id, status, error, time.time(), reply))
+        self._notify()
+        hook.wakeup.set()
+        if self._webhook is not None:
+            self._webhook.wakeup.set()
+
+    async def _post_update(
+        self, hook: _Webhook, update: dict[str, Any]
+    ) -> tuple[int | None, str | None, int, Call | None]:
+        """(status, error for getWebhookInfo or None, Retry-After, the reply call)."""
+        assert hook.target is not None
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
+        if hook.secret:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret
+        body = json.dumps(update, ensure_ascii=False).encode("utf-8")
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        reply_args: tuple[dict[str, str], dict[str, _Upload]] | None = None
+        try:
+            async with self._http.post(
+                hook.target,
+                data=body,
+                headers=headers,
+                allow_redirects=False,  # Telegram doesn't follow redirects either
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+            ) as response:
+                status = response.status
+                if not 200 <= status <= 299:
+                    reason = response.reason or ""
+                    error = f"Wrong response from the webhook: {status} {reason}".rstrip()
+                    return status, error, _retry_after(response), None
+                reply_args = await _read_webhook_reply(response)
+        except TimeoutError:
+            return None, "Read timeout expired", 0, None
+        except aiohttp.ClientConnectorError as exc:
+            return None, _connection_error_text(exc.os_error), 0, None
+        except aiohttp.ServerDisconnectedError:
+            return None, "Webhook connection closed", 0, None
+        except aiohttp.ClientError as exc:
+            return None, f"Webhook connection error: {exc}", 0, None
+        except OSError as exc:
+            return None, _connection_error_text(exc), 0, None
+        reply = None
+        if reply_args is not None:
+            reply = await self._webhook_reply(*reply_args)
+        return status, None, 0, reply
+
+    async def _webhook_reply(
+        self, args: dict[str, str], uploads: dict[str, _Upload]
+    ) -> Call | None:
+        """A Bot API call in the webhook's 2xx answer, run as if the bot had sent it
+        (WebhookActor::handle: not get*, setWebhook, deleteWebhook, close or logOut)."""
+        raw_method = args.pop("method", "")
+        method = raw_method.lower()
+        if not method or method in WEBHOOK_REPLY_REFUSED or method.startswith("get"):
+            return None
+        call = Call(
+            index=len(self.calls), method=method, params={}, files={}, via_webhook_reply=True
+        )
+        self.calls.append(call)
+
+        async def prepare() -> _Request:
+            call.raw = dict(args)
+            call.params = _decode_params(args)
+            call.files, call.filenames = _resolve_uploads(args, uploads)
+            return _Request(args, uploads)
+
+        await self._execute(call, prepare, raw_method)
+        return call
 
     # ------------------------------------------------------------------ state helpers
 
@@ -1648,6 +2041,8 @@ class FakeTelegram:
         self._updates.append({"update_id": update_id, kind: payload})
         if self._poll is not None and not self._poll.done():
             self._poll.set_result("update")
+        if self._webhook is not None:
+            self._webhook.wakeup.set()
         return update_id
 
     def _store(
@@ -1949,33 +2344,112 @@ class FakeTelegram:
         }
 
     def _delete_webhook(self, req: _Request) -> _WithDescription:
-        if req.bool_arg("drop_pending_updates"):
-            self._updates.clear()
-        was_set = bool(self.webhook_url)
-        self.webhook_url = ""
-        return _WithDescription(
-            True, "Webhook was deleted" if was_set else "Webhook is already deleted"
-        )
+        return self._change_webhook(req, "")
 
     def _set_webhook(self, req: _Request) -> _WithDescription:
-        url = req.arg("url")
-        if not url:
-            return self._delete_webhook(req)
-        if not url.lower().startswith("https://"):
-            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
-        if req.bool_arg("drop_pending_updates"):
-            self._updates.clear()
-        if self._poll is not None and not self._poll.done():
+        return self._change_webhook(req, req.arg("url"))
+
+    def _change_webhook(self, req: _Request, new_url: str) -> _WithDescription:
+        """Client::process_set_webhook_query + do_set_webhook + WebhookActor's checks."""
+        now = time.monotonic()
+        if new_url:
+            if now < self._next_set_webhook_at:
+                raise _ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
+            self._next_set_webhook_at = now + SET_WEBHOOK_INTERVAL
+        drop = req.bool_arg("drop_pending_updates")
+        max_connections = (
+            req.int_arg(
+                "max_connections", DEFAULT_MAX_WEBHOOK_CONNECTIONS, 1, MAX_WEBHOOK_CONNECTIONS
+            )
+            if new_url
+            else 0
+        )
+        secret = req.arg("secret_token") if new_url else ""
+        ip_param = req.arg("ip_address") if new_url else ""
+        hook = self._webhook
+        current = (hook.url, hook.max_connections, hook.secret, hook.ip_param) if hook else None
+        if current == (new_url, max_connections, secret, ip_param) or (
+            hook is None and not new_url
+        ):
+            if not drop:
+                self._set_allowed_updates(req.arg("allowed_updates"))
+                return _WithDescription(
+                    True, "Webhook is already set" if new_url else "Webhook is already deleted"
+                )
+        if new_url and self._poll is not None and not self._poll.done():
             self._poll.set_result("webhook")
-        self.webhook_url = url
+        was_set = hook is not None
+        self._close_webhook()  # even when the new URL turns out to be refused, as on Telegram
+        if drop:
+            self._updates.clear()
+        if not new_url:
+            return _WithDescription(
+                True, "Webhook was deleted" if was_set else "Webhook is already deleted"
+            )
+        parts = _parse_webhook_url(new_url)
+        if parts is None:
+            raise _bad("invalid webhook URL specified")
+        if len(secret) > MAX_SECRET_TOKEN_LENGTH:
+            raise _bad("secret token is too long")
+        if not re.fullmatch(r"[A-Za-z0-9_-]*", secret):
+            raise _bad("secret token contains unallowed characters")
+        self._set_allowed_updates(req.arg("allowed_updates"))
+        target, ip_address, problem = self._webhook_target(parts)
+        if problem:
+            raise _bad(f"bad webhook: {problem}")
+        hook = _Webhook(
+            url=new_url,
+            target=target,
+            secret=secret,
+            max_connections=max_connections,
+            ip_address=ip_param or ip_address,
+            ip_param=ip_param,
+        )
+        self._webhook = hook
+        self.webhook_url = new_url
+        self._start_delivery(hook)
         return _WithDescription(True, "Webhook was set")
 
+    def _webhook_target(self, parts: urllib.parse.SplitResult) -> tuple[str | None, str, str]:
+        """(URL to POST to or None, IP address, refusal) as WebhookActor::start_up and
+        check_ip_address judge it. Only loopback hosts are ever called."""
+        scheme = parts.scheme.lower()
+        host = parts.hostname or ""
+        loopback = _loopback_ip(host)
+        target = urllib.parse.urlunsplit((scheme, *parts[1:]))
+        if loopback is not None and self.allow_http_webhook:
+            return target, loopback, ""  # --local: any protocol, port and address
+        if scheme != "https":
+            return None, "", "An HTTPS URL must be provided for webhook"
+        if (parts.port or 443) not in WEBHOOK_ALLOWED_PORTS:
+            return None, "", "Webhook can be set up only on ports 80, 88, 443 or 8443"
+        try:
+            address = ipaddress.ip_address(loopback or host)
+        except ValueError:
+            return None, "", ""  # a host name: accepted, but the fake doesn't leave the machine
+        if address.version == 6:
+            return None, "", "IPv6-only addresses are not allowed"
+        if not address.is_global:
+            return None, "", f"IP address {address} is reserved"
+        return None, str(address), ""
+
     def _get_webhook_info(self, req: _Request) -> dict[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "url": self.webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        hook = self._webhook
+        if hook is not None:
+            if hook.last_error_date:
+                info["last_error_date"] = hook.last_error_date
+                info["last_error_message"] = hook.last_error_message
+            info["max_connections"] = hook.max_connections
+            if hook.ip_address:
+                info["ip_address"] = hook.ip_address
+        if self._allowed_updates != DEFAULT_ALLOWED_UPDATES:
+            info["allowed_updates"] = [k for k in UPDATE_TYPES if k in self._allowed_updates]
+        return info
 
     async def _get_updates(self, req: _Request) -> list[dict[str, Any]]:
         """Client::process_get_updates_query + do_get_updates, long poll included."""
@@ -2490,3 +2964,70 @@ def _json_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+async def _read_multipart(
+    reader: MultipartReader, args: dict[str, str], uploads: dict[str, _Upload]
+) -> None:
+    """Fields into ``args``, files into ``uploads``; 413 past the upload limit."""
+    total = 0
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue  # nested multipart/mixed: not a Bot API field
+        name = part.name or ""
+        data = bytearray()
+        while chunk := await part.read_chunk(1 << 16):
+            total += len(chunk)
+            if total > MAX_UPLOAD_SIZE:
+                raise _ApiError(413, "Request Entity Too Large")
+            data += chunk
+        if part.filename is not None:
+            uploads[name] = _Upload(bytes(data), part.filename, part.headers.get("Content-Type"))
+        else:
+            args[name] = data.decode("utf-8")
+
+
+def _json_args(raw: bytes) -> dict[str, str]:
+    """A JSON object body as string arguments (nested values re-encoded as JSON)."""
+    args: dict[str, str] = {}
+    if not raw.strip():
+        return args
+    try:
+        value = json.loads(raw)
+    except UnicodeDecodeError:
+        raise
+    except ValueError:
+        raise _bad("Can't parse JSON object") from None
+    if not isinstance(value, dict):
+        raise _bad("Can't parse JSON object")
+    for key, item in value.items():
+        if item is None:
+            continue
+        args[key] = item if isinstance(item, str) else json.dumps(item)
+    return args
+
+
+async def _read_webhook_reply(
+    response: aiohttp.ClientResponse,
+) -> tuple[dict[str, str], dict[str, _Upload]] | None:
+    """A webhook's 2xx body read as request parameters (JSON, urlencoded or multipart),
+    or None when it can't carry a Bot API call."""
+    content_type = response.content_type
+    args: dict[str, str] = {}
+    uploads: dict[str, _Upload] = {}
+    try:
+        if content_type == "application/json":
+            args = _json_args(await response.read())
+        elif content_type == "application/x-www-form-urlencoded":
+            args = _parse_urlencoded((await response.read()).decode("latin-1"))
+        elif content_type == "multipart/form-data":
+            await _read_multipart(
+                MultipartReader(response.headers, response.content), args, uploads
+            )
+        else:
+            await response.read()
+            return None
+    except (_ApiError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        log.warning("FakeTelegram: unreadable webhook answer ignored: %s", exc)
+        return None
+    return args, uploads

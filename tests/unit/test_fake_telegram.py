@@ -7,9 +7,15 @@ shapes), so e2e tests of the bot built on it can be trusted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import itertools
+import json
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,6 +30,7 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.filters import Command
+from aiogram.methods import SendMessage
 from aiogram.types import (
     BotCommand,
     BufferedInputFile,
@@ -34,8 +41,11 @@ from aiogram.types import (
     Message,
     ReplyParameters,
 )
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
 from PIL import Image
 
+from tests.fakes import telegram as telegram_module
 from tests.fakes.telegram import FakeTelegram
 
 USER = 42
@@ -532,3 +542,525 @@ async def test_dispatcher_polls_and_replies(tg: FakeTelegram, bot: Bot) -> None:
     finally:
         await dispatcher.stop_polling()
         await asyncio.wait_for(polling, 10)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+SECRET = "s3cret_Token-42"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def hooked() -> AsyncIterator[FakeTelegram]:
+    """A fake that delivers to webhooks on this machine (plain HTTP on 127.0.0.1)."""
+    async with FakeTelegram(allow_http_webhook=True) as fake:
+        yield fake
+    assert fake.internal_errors == []
+
+
+@pytest.fixture
+async def hooked_bot(hooked: FakeTelegram) -> AsyncIterator[Bot]:
+    bot = make_bot(hooked)
+    yield bot
+    await bot.session.close()
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
+    """Run an aiohttp app on 127.0.0.1 (a free port); yields its base URL."""
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def raw_hook(handler: Handler) -> web.Application:
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    return app
+
+
+def aiogram_app(
+    tg: FakeTelegram,
+    router: Router,
+    *,
+    secret: str | None,
+    background: bool = True,
+    middlewares: list[Any] | None = None,
+) -> web.Application:
+    """A webhook server the way aiogram's docs build one; closes its bot on shutdown."""
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    bot = make_bot(tg)
+    app = web.Application(middlewares=middlewares or [])
+    SimpleRequestHandler(
+        dispatcher, bot, secret_token=secret, handle_in_background=background
+    ).register(app, path="/hook")
+    setup_application(app, dispatcher, bot=bot)
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_webhook_delivers_to_an_aiogram_app(hooked: FakeTelegram, hooked_bot: Bot) -> None:
+    seen: list[dict[str, str]] = []
+
+    @web.middleware
+    async def capture(request: web.Request, handler: Handler) -> web.StreamResponse:
+        seen.append({**request.headers, "body": await request.text()})
+        return await handler(request)
+
+    router = Router()
+
+    @router.message(F.text)
+    async def echo(message: Message) -> None:
+        await message.answer(f"echo: {message.text}")
+
+    app = aiogram_app(hooked, router, secret=SECRET, middlewares=[capture])
+    async with serve(app) as base:
+        assert await hooked_bot.set_webhook(
+            f"{base}/hook", secret_token=SECRET, allowed_updates=["message"]
+        )
+        message = hooked.user_message(USER, text="hello")
+        update_id = hooked.last_update_id
+        assert update_id is not None
+
+        reply = await hooked.wait_for("sendMessage", chat_id=USER)
+        assert reply.ok and reply.params["text"] == "echo: hello"
+        assert not reply.via_webhook_reply  # the handler called the API itself
+        delivery = await hooked.wait_for_delivery(update_id)
+        assert (delivery.status, delivery.error, delivery.reply) == (200, None, None)
+        info = await hooked_bot.get_webhook_info()
+
+    assert info.url == f"{base}/hook"
+    assert info.pending_update_count == 0
+    assert info.last_error_message is None and info.last_error_date is None
+    assert (info.max_connections, info.ip_address) == (40, "127.0.0.1")
+    assert info.allowed_updates == ["message"]
+    assert len(seen) == 1
+    assert seen[0]["X-Telegram-Bot-Api-Secret-Token"] == SECRET
+    assert seen[0]["Content-Type"] == "application/json"
+    assert hooked.pending_updates == 0
+    assert json.loads(seen[0]["body"]) == {"update_id": update_id, "message": message}
+
+
+async def test_webhook_reply_is_executed_as_a_call(hooked: FakeTelegram, hooked_bot: Bot) -> None:
+    """aiogram answers the webhook request with the handler's method (multipart)."""
+    router = Router()
+
+    @router.message(Command("start"))
+    async def start(message: Message) -> SendMessage:
+        return message.answer("<b>welcome</b>", parse_mode="HTML")
+
+    app = aiogram_app(hooked, router, secret=SECRET, background=False)
+    async with serve(app) as base:
+        await hooked_bot.set_webhook(f"{base}/hook", secret_token=SECRET)
+        hooked.user_message(USER, text="/start")
+        update_id = hooked.last_update_id
+        assert update_id is not None
+        delivery = await hooked.wait_for_delivery(update_id)
+
+    call = delivery.reply
+    assert call is not None and call is hooked.calls[-1]
+    assert call.via_webhook_reply and call.ok and call.method == "sendmessage"
+    assert call.params["chat_id"] == USER
+    assert "method" not in call.params
+    assert call.result["text"] == "welcome"
+    assert call.result["entities"] == [{"offset": 0, "length": 7, "type": "bold"}]
+    assert hooked.bot_messages(USER)[-1]["text"] == "welcome"
+    assert "(webhook reply)" in call.summary()
+
+
+async def test_webhook_reply_formats_and_refused_methods(
+    hooked: FakeTelegram, hooked_bot: Bot
+) -> None:
+    """JSON and urlencoded answers work; get*, setWebhook, deleteWebhook, close and
+    logOut are never run from a webhook answer; a failed reply still confirms the update."""
+    answers = iter(
+        [
+            web.json_response({"method": "sendMessage", "chat_id": USER, "text": "from json"}),
+            web.Response(
+                body=f"method=sendMessage&chat_id={USER}&text=from+form",
+                content_type="application/x-www-form-urlencoded",
+            ),
+            web.json_response({"method": "getMe"}),
+            web.json_response({"method": "deleteWebhook", "drop_pending_updates": True}),
+            web.json_response({"method": "sendMessage", "chat_id": 777, "text": "nobody"}),
+            web.Response(text="ok"),
+        ]
+    )
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        return next(answers)
+
+    async with serve(raw_hook(hook)) as base:
+        await hooked_bot.set_webhook(f"{base}/hook")
+        for n in range(6):
+            hooked.user_message(USER, text=f"m{n}")  # one chat: delivered in order
+        last = hooked.last_update_id
+        assert last is not None
+        await hooked.wait_for_delivery(last)
+
+    replies = [d.reply for d in hooked.webhook_deliveries]
+    assert [d.ok for d in hooked.webhook_deliveries] == [True] * 6
+    assert [r.params["text"] if r else None for r in replies] == [
+        "from json",
+        "from form",
+        None,
+        None,
+        "nobody",
+        None,
+    ]
+    assert replies[4] is not None and replies[4].error is not None
+    assert replies[4].error["description"] == "Bad Request: chat not found"
+    assert hooked.webhook_url == f"{base}/hook"  # deleteWebhook was not run
+    assert [c.method for c in hooked.calls if c.via_webhook_reply] == ["sendmessage"] * 3
+    assert hooked.pending_updates == 0
+
+
+async def test_webhook_error_is_retried_and_shown(hooked: FakeTelegram, hooked_bot: Bot) -> None:
+    received: list[dict[str, Any]] = []
+    release = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        received.append(await request.json())
+        if len(received) == 1:
+            return web.Response(status=500, text="boom")
+        await release.wait()
+        return web.json_response({})
+
+    async with serve(raw_hook(hook)) as base:
+        await hooked_bot.set_webhook(f"{base}/hook")
+        hooked.user_message(USER, text="hi")
+        update_id = hooked.last_update_id
+        assert update_id is not None
+
+        failed = await hooked.wait_for_delivery(update_id, ok=False)
+        assert failed.status == 500
+        assert failed.error == "Wrong response from the webhook: 500 Internal Server Error"
+        await until(lambda: len(received) == 2)  # the first retry comes at once
+        info = await hooked_bot.get_webhook_info()
+        assert info.pending_update_count == 1
+        assert info.last_error_message == failed.error
+        assert info.last_error_date is not None
+        assert abs(info.last_error_date.timestamp() - time.time()) < 5
+
+        release.set()
+        await hooked.wait_for_delivery(update_id)
+        after = await hooked_bot.get_webhook_info()
+
+    assert received[0] == received[1]
+    assert received[0]["update_id"] == update_id and received[0]["message"]["text"] == "hi"
+    assert after.pending_update_count == 0
+    assert after.last_error_message == failed.error  # kept, as Telegram does
+
+
+async def test_retry_after_header_delays_the_retry(hooked: FakeTelegram, hooked_bot: Bot) -> None:
+    arrivals: list[float] = []
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            return web.Response(status=429, headers={"Retry-After": "1"})
+        return web.json_response({})
+
+    async with serve(raw_hook(hook)) as base:
+        await hooked_bot.set_webhook(f"{base}/hook")
+        hooked.user_message(USER, text="hi")
+        assert hooked.last_update_id is not None
+        await hooked.wait_for_delivery(hooked.last_update_id)
+
+    assert hooked.webhook_deliveries[0].error == (
+        "Wrong response from the webhook: 429 Too Many Requests"
+    )
+    assert arrivals[1] - arrivals[0] >= 0.9
+
+
+async def test_wrong_secret_is_refused_by_aiogram_and_retried(
+    hooked: FakeTelegram, hooked_bot: Bot
+) -> None:
+    handled: list[Message] = []
+    router = Router()
+
+    @router.message()
+    async def any_message(message: Message) -> None:
+        handled.append(message)
+
+    app = aiogram_app(hooked, router, secret="not-the-right-one")
+    async with serve(app) as base:
+        await hooked_bot.set_webhook(f"{base}/hook", secret_token=SECRET)
+        hooked.user_message(USER, text="let me in")
+        update_id = hooked.last_update_id
+        assert update_id is not None
+        attempts = []
+        for _ in range(3):
+            after = len(hooked.webhook_deliveries)
+            attempts.append(await hooked.wait_for_delivery(update_id, ok=False, after=after))
+        info = await hooked_bot.get_webhook_info()
+
+    assert handled == []
+    assert {a.status for a in attempts} == {401}
+    assert attempts[0].error == "Wrong response from the webhook: 401 Unauthorized"
+    assert attempts[1].at - attempts[0].at < 1  # the first retry is immediate...
+    assert attempts[2].at - attempts[1].at >= 1.9  # ...then the back-off starts at 2 s
+    assert info.last_error_message == attempts[0].error
+    assert info.pending_update_count == 1
+    assert hooked.sent(USER) == []
+
+
+async def test_two_workers_behind_a_round_robin_proxy(
+    hooked: FakeTelegram, hooked_bot: Bot
+) -> None:
+    handled: list[tuple[str, int]] = []
+
+    def worker(name: str) -> web.Application:
+        router = Router()
+
+        @router.message(F.text)
+        async def answer(message: Message) -> None:
+            assert message.from_user is not None
+            handled.append((name, message.from_user.id))
+            await message.answer(f"{name} got {message.text}")
+
+        return aiogram_app(hooked, router, secret=SECRET)
+
+    async with (
+        serve(worker("a")) as a,
+        serve(worker("b")) as b,
+        aiohttp.ClientSession() as http,
+    ):
+        backends = itertools.cycle([a, b])
+
+        async def proxy(request: web.Request) -> web.StreamResponse:
+            headers = {
+                k: v
+                for k, v in request.headers.items()
+                if k in ("Content-Type", "X-Telegram-Bot-Api-Secret-Token")
+            }
+            async with http.post(
+                next(backends) + request.path, data=await request.read(), headers=headers
+            ) as resp:
+                body = await resp.read()
+                content_type = resp.headers.get("Content-Type", "application/octet-stream")
+                return web.Response(
+                    status=resp.status, body=body, headers={"Content-Type": content_type}
+                )
+
+        async with serve(raw_hook(proxy)) as front:
+            await hooked_bot.set_webhook(f"{front}/hook", secret_token=SECRET)
+            users = list(range(101, 107))
+            for user in users:
+                hooked.user_message(user, text=f"hi from {user}")
+            for user in users:
+                call = await hooked.wait_for("sendMessage", chat_id=user)
+                assert call.ok and call.params["text"].endswith(f"got hi from {user}")
+
+    assert sorted(user for _, user in handled) == users  # each update handled once
+    assert {name for name, _ in handled} == {"a", "b"}
+    assert all(d.ok for d in hooked.webhook_deliveries)
+    assert hooked.pending_updates == 0
+
+
+async def test_max_connections_caps_requests_in_flight(
+    hooked: FakeTelegram, hooked_bot: Bot
+) -> None:
+    """At most max_connections requests at once; one chat's updates one at a time, in order."""
+    in_flight: Counter[str] = Counter()
+    peaks: Counter[str] = Counter()
+    texts: list[str] = []
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        message = (await request.json())["message"]
+        keys = ["all", f"chat {message['chat']['id']}"]
+        for key in keys:
+            in_flight[key] += 1
+            peaks[key] = max(peaks[key], in_flight[key])
+        await asyncio.sleep(0.15)
+        for key in keys:
+            in_flight[key] -= 1
+        texts.append(message["text"])
+        return web.json_response({})
+
+    async with serve(raw_hook(hook)) as base:
+        await hooked_bot.set_webhook(f"{base}/hook", max_connections=3)
+        hooked.user_message(USER, text="warm-up")
+        assert hooked.last_update_id is not None
+        await hooked.wait_for_delivery(hooked.last_update_id)  # a success: all 3 connections
+        for user in range(201, 207):
+            hooked.user_message(user, text=f"user {user}")
+        for n in range(3):
+            hooked.user_message(USER, text=f"same chat {n}")
+        last = hooked.last_update_id
+        ids = [d.update_id for d in hooked.webhook_deliveries]
+        assert last is not None
+        await until(lambda: hooked.pending_updates == 0, timeout=10)
+        info = await hooked_bot.get_webhook_info()
+
+    assert ids == [last - 9]
+    assert peaks["all"] == 3
+    assert peaks[f"chat {USER}"] == 1
+    assert [t for t in texts if t.startswith("same chat")] == [f"same chat {n}" for n in range(3)]
+    assert info.max_connections == 3
+    assert len(hooked.webhook_deliveries) == 10
+
+
+async def test_delete_webhook_stops_deliveries_and_get_updates_works(
+    hooked: FakeTelegram, hooked_bot: Bot
+) -> None:
+    received: list[int] = []
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        received.append((await request.json())["update_id"])
+        arrived.set()
+        await release.wait()
+        return web.json_response({})
+
+    async with serve(raw_hook(hook)) as base:
+        await hooked_bot.set_webhook(f"{base}/hook")
+        with pytest.raises(TelegramConflictError, match="can't use getUpdates method while"):
+            await hooked_bot.get_updates()
+        hooked.user_message(USER, text="in flight")
+        first = hooked.last_update_id
+        await asyncio.wait_for(arrived.wait(), 5)
+
+        assert await hooked_bot.delete_webhook() is True
+        hooked.user_message(USER, text="after delete")
+        second = hooked.last_update_id
+        release.set()  # the request in flight still finishes and counts
+        assert first is not None and second is not None
+        assert (await hooked.wait_for_delivery(first)).ok
+        await asyncio.sleep(0.3)
+        info = await hooked_bot.get_webhook_info()
+        updates = await hooked_bot.get_updates()
+
+    assert received == [first]
+    assert (info.url, info.pending_update_count) == ("", 1)
+    assert info.last_error_message is None and info.max_connections is None
+    assert [u.update_id for u in updates] == [second]
+    assert updates[0].message is not None and updates[0].message.text == "after delete"
+
+
+async def test_set_webhook_checks_like_telegram(
+    tg: FakeTelegram, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telegram_module, "SET_WEBHOOK_INTERVAL", 0.0)
+    refusals = {
+        "http://example.com/hook": "bad webhook: An HTTPS URL must be provided for webhook",
+        "https://127.0.0.1/hook": "bad webhook: IP address 127.0.0.1 is reserved",
+        "https://localhost:8443/hook": "bad webhook: IP address 127.0.0.1 is reserved",
+        "https://10.1.2.3/hook": "bad webhook: IP address 10.1.2.3 is reserved",
+        "https://[::1]/hook": "bad webhook: IPv6-only addresses are not allowed",
+        "https://example.com:8080/hook": (
+            "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+        ),
+        "ftp://example.com/hook": "invalid webhook URL specified",
+        "https://exa mple.com/hook": "invalid webhook URL specified",
+    }
+    for url, reason in refusals.items():
+        with pytest.raises(TelegramBadRequest) as refused:
+            await bot.set_webhook(url)
+        assert refused.value.message == f"Bad Request: {reason}", url
+    assert (await bot.get_webhook_info()).url == ""
+
+    url = "https://example.com:8443/hook"
+    with pytest.raises(TelegramBadRequest, match="secret token contains unallowed characters"):
+        await bot.set_webhook(url, secret_token="base64+/=")
+    with pytest.raises(TelegramBadRequest, match="secret token is too long"):
+        await bot.set_webhook(url, secret_token="a" * 257)
+    assert await bot.set_webhook(url, secret_token="a" * 256, max_connections=500)
+    info = await bot.get_webhook_info()
+    assert (info.url, info.max_connections, info.ip_address) == (url, 100, None)
+    assert await bot.set_webhook("example.com/hook", max_connections=0)  # https by default
+    assert (await bot.get_webhook_info()).max_connections == 1
+
+    # A host elsewhere is accepted but never called: the fake stays on this machine.
+    tg.user_message(USER, text="queued")
+    await asyncio.sleep(0.2)
+    assert tg.webhook_deliveries == []
+    assert (await bot.get_webhook_info()).pending_update_count == 1
+
+    base = f"{tg.base_url}/bot{tg.token}"
+    async with aiohttp.ClientSession() as http:
+        params = {"url": "example.com/hook", "max_connections": "0"}
+        async with http.post(f"{base}/setWebhook", data=params) as resp:
+            assert (await resp.json())["description"] == "Webhook is already set"
+        async with http.post(f"{base}/deleteWebhook") as resp:
+            assert (await resp.json())["description"] == "Webhook was deleted"
+        async with http.post(f"{base}/deleteWebhook") as resp:
+            assert (await resp.json())["description"] == "Webhook is already deleted"
+
+
+async def test_set_webhook_is_limited_to_once_a_second(tg: FakeTelegram, bot: Bot) -> None:
+    """As on Telegram: several processes setting the same webhook at once get a 429."""
+    assert await bot.set_webhook("https://example.com/hook")
+    with pytest.raises(TelegramRetryAfter) as flood:
+        await bot.set_webhook("https://example.com/hook")
+    assert flood.value.retry_after == 1
+    assert await bot.delete_webhook()  # not limited
+    await asyncio.sleep(1.05)
+    assert await bot.set_webhook("https://example.com/hook")
+
+
+async def test_unreachable_webhook_is_reported(hooked: FakeTelegram, hooked_bot: Bot) -> None:
+    await hooked_bot.set_webhook(f"http://127.0.0.1:{free_port()}/hook")
+    hooked.user_message(USER, text="anyone?")
+    assert hooked.last_update_id is not None
+
+    failed = await hooked.wait_for_delivery(hooked.last_update_id, ok=False)
+
+    assert (failed.status, failed.error) == (None, "Connection refused")
+    info = await hooked_bot.get_webhook_info()
+    assert info.last_error_message == "Connection refused"
+    assert info.pending_update_count == 1
+    assert "Connection refused" in hooked.describe()
+
+
+async def test_slow_webhook_times_out_and_stop_is_clean() -> None:
+    never = asyncio.Event()
+    arrived = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await never.wait()
+        return web.json_response({})
+
+    fake = FakeTelegram(allow_http_webhook=True)
+    await fake.start()
+    bot = make_bot(fake)
+    try:
+        async with serve(raw_hook(hook)) as base:
+            fake.webhook_timeout = 0.3
+            await bot.set_webhook(f"{base}/hook")
+            fake.user_message(USER, text="slow")
+            assert fake.last_update_id is not None
+            failed = await fake.wait_for_delivery(fake.last_update_id, ok=False)
+            assert (failed.status, failed.error) == (None, "Read timeout expired")
+
+            fake.webhook_timeout = 60
+            arrived.clear()
+            await asyncio.wait_for(arrived.wait(), 5)  # a retry hangs in flight
+            started = time.monotonic()
+            await fake.stop()
+            assert time.monotonic() - started < 2
+            never.set()
+    finally:
+        await bot.session.close()
+        await fake.stop()
+    assert fake.pending_updates == 1  # abandoned, not confirmed
+    assert fake.internal_errors == []
