@@ -163,9 +163,6 @@ async def run_webhook(settings: Settings) -> None:
     async def register_webhook(bot: Bot) -> None:
         """Every worker makes sure the webhook points here; Telegram allows one change a
         second, so workers starting together wait their turn instead of failing."""
-        if (await bot.get_webhook_info()).url == settings.webhook_url:
-            log.info("webhook already set")
-            return
         for attempt in range(5):
             try:
                 await bot.set_webhook(
