@@ -32,6 +32,8 @@ locales: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.check_roundtrip
+	$(PY) -m bench.local_engine
+	$(PY) -m bench.ledger
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
