@@ -31,7 +31,13 @@ from services.faces import (
 from services.images import ImageLimits, PreparedImage, inspect_image, prepare_image_async
 from services.metering import Answered, Caller, Metering, run_unmetered
 from services.models import CheckResult, Operation
-from services.providers.base import FaceAnalyzer, FaceComparer, FaceDetector, IdPhotoChecker
+from services.providers.base import (
+    FaceAnalyzer,
+    FaceComparer,
+    FaceDetector,
+    HttpTransport,
+    IdPhotoChecker,
+)
 from services.providers.huawei import HuaweiChecker
 from services.providers.jdcloud import JdCloudClient
 from services.providers.jumdata import JumdataChecker
@@ -305,6 +311,8 @@ class Services:
                 settings.jdcloud_url,
                 timeout,
             )
+        # One session per provider: the jumdata check and detect share theirs.
+        jumdata = HttpTransport("jumdata", timeout)
         checker: IdPhotoChecker = local
         if settings.check_provider == "jumdata":
             checker = JumdataChecker(
@@ -312,6 +320,7 @@ class Services:
                 settings.jumdata_app_secret.get_secret_value(),
                 settings.jumdata_url,
                 timeout,
+                transport=jumdata,
             )
         elif settings.check_provider == "huawei":
             checker = HuaweiChecker(
@@ -327,6 +336,7 @@ class Services:
                 settings.jumdata_app_secret.get_secret_value(),
                 settings.jumdata_url,
                 timeout,
+                transport=jumdata,
             )
         comparer: FaceComparer = (
             jdcloud if settings.compare_provider == "jdcloud" and jdcloud else local

@@ -135,8 +135,8 @@ class HttpTransport:
             async with session.post(url, data=data, headers=headers) as response:
                 body = await response.read()
                 return HttpReply(status=response.status, body=body)
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as error:
-            # Nothing was processed: the connection failed or dropped before an answer.
+        except aiohttp.ClientConnectorError as error:
+            # The connection was never made: nothing can have been processed or charged.
             raise _unavailable(self.provider, "network", error, sent=False) from None
         except TimeoutError as error:
             raise _unavailable(self.provider, "timeout", error, sent=True) from None

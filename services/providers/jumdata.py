@@ -191,12 +191,14 @@ class JumdataChecker:
         timeout: float,
         *,
         clock: Callable[[], float] = time.time,
+        transport: HttpTransport | None = None,
     ) -> None:
+        """``transport``: the session shared with the other jumdata client, if any."""
         self._app_id = app_id
         self._app_secret = app_secret
         self._url = base_url.rstrip("/") + CHECK_PATH
         self._clock = clock
-        self._http = HttpTransport(self.name, timeout)
+        self._http = transport or HttpTransport(self.name, timeout)
 
     async def check(self, image: PreparedImage) -> CheckResult:
         async def attempt() -> CheckResult:

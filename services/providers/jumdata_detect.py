@@ -332,12 +332,14 @@ class JumdataDetector:
         timeout: float,
         *,
         clock: Callable[[], float] = time.time,
+        transport: HttpTransport | None = None,
     ) -> None:
+        """``transport``: the session shared with the other jumdata client, if any."""
         self._app_id = app_id
         self._app_secret = app_secret
         self._url = base_url.rstrip("/") + DETECT_PATH
         self._clock = clock
-        self._http = HttpTransport(self.name, timeout)
+        self._http = transport or HttpTransport(self.name, timeout)
 
     def limits_for(self, width: int, height: int) -> ImageLimits:
         """``detect_limits_for``: the limits for a photo of this size."""
