@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from services.budget import ProviderBackingOff, ProviderBudgets, ProviderSpent
 from services.errors import (
@@ -132,4 +132,4 @@ async def run_unmetered(
     return Answered(provider, prepared, await call(provider, prepared), None)
 
 
-__all__: list[Any] = ["Answered", "Caller", "Metering", "run_unmetered"]
+__all__ = ["Answered", "Caller", "Metering", "run_unmetered"]

@@ -176,12 +176,12 @@ def build_check_form(
     return form
 
 
-class JumdataChecker:
-    """The jumdata ID-photo check with bounded retries on faults that are safe to repeat."""
+class JumdataClient:
+    """What every jumdata endpoint shares: the credentials, the clock, the session."""
 
     name = "jumdata"
-    limits: ImageLimits = CHECK_LIMITS_JUMDATA
     available = True
+    path = ""
 
     def __init__(
         self,
@@ -196,20 +196,28 @@ class JumdataChecker:
         """``transport``: the session shared with the other jumdata client, if any."""
         self._app_id = app_id
         self._app_secret = app_secret
-        self._url = base_url.rstrip("/") + CHECK_PATH
+        self._url = base_url.rstrip("/") + self.path
         self._clock = clock
         self._http = transport or HttpTransport(self.name, timeout)
+
+    def _timestamp_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+class JumdataChecker(JumdataClient):
+    """The jumdata ID-photo check with bounded retries on faults that are safe to repeat."""
+
+    path = CHECK_PATH
+    limits: ImageLimits = CHECK_LIMITS_JUMDATA
 
     async def check(self, image: PreparedImage) -> CheckResult:
         async def attempt() -> CheckResult:
             # Signed afresh on every attempt: a retry after 610 needs a new timestamp.
-            form = build_check_form(
-                image, self._app_id, self._app_secret, int(self._clock() * 1000)
-            )
+            form = build_check_form(image, self._app_id, self._app_secret, self._timestamp_ms())
             reply = await self._http.post(self._url, data=form)
             return parse_check_answer(self.name, reply)
 
         return await with_retries(self.name, "check", attempt)
-
-    async def close(self) -> None:
-        await self._http.close()

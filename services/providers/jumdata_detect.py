@@ -20,8 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -42,8 +41,8 @@ from services.faces import (
 from services.i18n import N_
 from services.images import ImageLimits, PreparedImage
 from services.models import HeadPose
-from services.providers.base import HttpReply, HttpTransport, with_retries
-from services.providers.jumdata import CODES, error_for_code
+from services.providers.base import HttpReply, with_retries
+from services.providers.jumdata import CODES, JumdataClient, error_for_code
 from services.signing import jumdata_sign
 from services.values import integer, number
 
@@ -317,29 +316,11 @@ def parse_detect(reply: HttpReply, *, provider: str = PROVIDER) -> DetectResult:
 # ----------------------------------------------------------------------- client
 
 
-class JumdataDetector:
+class JumdataDetector(JumdataClient):
     """jumdata face detection with the check's retry policy (a fresh signature per attempt)."""
 
-    name = PROVIDER
+    path = DETECT_PATH
     limits: ImageLimits = DETECT_LIMITS_JUMDATA
-    available = True
-
-    def __init__(
-        self,
-        app_id: str,
-        app_secret: str,
-        base_url: str,
-        timeout: float,
-        *,
-        clock: Callable[[], float] = time.time,
-        transport: HttpTransport | None = None,
-    ) -> None:
-        """``transport``: the session shared with the other jumdata client, if any."""
-        self._app_id = app_id
-        self._app_secret = app_secret
-        self._url = base_url.rstrip("/") + DETECT_PATH
-        self._clock = clock
-        self._http = transport or HttpTransport(self.name, timeout)
 
     def limits_for(self, width: int, height: int) -> ImageLimits:
         """``detect_limits_for``: the limits for a photo of this size."""
@@ -356,7 +337,7 @@ class JumdataDetector:
                 image,
                 self._app_id,
                 self._app_secret,
-                int(self._clock() * 1000),
+                self._timestamp_ms(),
                 max_faces=max_faces,
                 attributes=attributes,
             )
@@ -364,6 +345,3 @@ class JumdataDetector:
             return parse_detect(reply, provider=self.name)
 
         return await with_retries(self.name, "detect", attempt)
-
-    async def close(self) -> None:
-        await self._http.close()

@@ -210,6 +210,22 @@ async def current_revision(database: Database | AsyncEngine) -> str | None:
         return await connection.run_sync(_current)
 
 
+async def _migrate(database: Database, attempts: int = 6) -> tuple[str | None, str | None]:
+    """Upgrade to the head; processes starting together on one SQLite file may find it
+    busy (switching it to WAL takes an exclusive lock that does not wait): try again."""
+    for attempt in range(attempts):
+        try:
+            before = await current_revision(database)
+            await upgrade(database, "head")
+            return before, await current_revision(database)
+        except DBAPIError as error:
+            if attempt + 1 >= attempts or not _retryable(error):
+                raise
+            log.info("migration retried: the database was busy")
+            await asyncio.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 async def open_database(url: str, *, migrate: bool = True, **engine_options: Any) -> Database:
     """Connect to ``url`` and (unless ``migrate=False``) upgrade its schema to the head.
 
@@ -218,9 +234,7 @@ async def open_database(url: str, *, migrate: bool = True, **engine_options: Any
     database = Database(create_engine(url, **engine_options))
     if migrate:
         try:
-            before = await current_revision(database)
-            await upgrade(database, "head")
-            after = await current_revision(database)
+            before, after = await _migrate(database)
         except BaseException:
             await database.close()
             raise

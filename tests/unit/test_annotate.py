@@ -11,37 +11,11 @@ from PIL import Image
 from services.annotate import annotate_check, annotate_check_async
 from services.images import CHECK_LIMITS_JUMDATA, PreparedImage, prepare_image
 from services.models import CheckResult, Measurements
+from tests.fakes.jumdata import SEED_DETECT_RESULT
 
 GREY = (128, 128, 128)
 
 # The detect_result example of seed 001 (jumdata ID-photo check).
-SEED_DETECT_RESULT = {
-    "color_channels": 3,
-    "face_unbalance": 83,
-    "face_num": 1,
-    "face_x_occupy": 0.637,
-    "face_occlusion": 100,
-    "shoulder_equal": 46,
-    "photo_format": "jpg",
-    "eyes_close": 100,
-    "eyes_y_center": 0.502,
-    "mouth_close": 94,
-    "head_chin_y": 0.88,
-    "head_right": 0.807,
-    "face_x_center": 0.513,
-    "dpi": [300, 300],
-    "background_clean": 100,
-    "size_mm": [51, 68],
-    "nose_tip": [0.492, 0.609],
-    "size_pix": [600, 800],
-    "head_pose": {"yaw_angle": -1.8058, "roll_angle": 0.5149, "pitch_angle": 7.0599},
-    "face_blur": 100,
-    "file_size": 210867,
-    "head_left": 0.192,
-    "background_color": [60, 144, 232],
-    "head_top": 0.159,
-    "face_darkillum": 80,
-}
 
 
 def grey_photo(size: tuple[int, int] = (600, 800)) -> PreparedImage:

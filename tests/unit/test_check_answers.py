@@ -18,8 +18,9 @@ from services.providers.base import HttpReply
 from services.providers.huawei import gateway_error
 from services.providers.jumdata import CODES, parse_check_answer
 from services.rules import Side, classify_reason, evaluate
+from tests.fakes.jumdata import SEED_DETECT_RESULT
 
-# The seed's success example, verbatim apart from its comments.
+# The seed's success example, verbatim apart from its comments (the fake serves the same).
 SEED_ANSWER = {
     "code": 200,
     "msg": "成功",
@@ -28,44 +29,7 @@ SEED_ANSWER = {
     "data": {
         "pass": False,
         "reasons": ["两侧肩膀姿态不佳"],
-        "detect_result": {
-            "color_channels": 3,
-            "nose_occlusion": 100,
-            "face_unbalance": 83,
-            "face_num": 1,
-            "face_x_occupy": 0.637,
-            "face_occlusion": 100,
-            "shoulder_equal": 46,
-            "photo_format": "jpg",
-            "mouth_occlusion": 100,
-            "eyes_close": 100,
-            "eyes_occlusion": 100,
-            "eyes_y_center": 0.502,
-            "is_transparent_background": False,
-            "glasses": "no_glasses",
-            "mouth_close": 94,
-            "head_chin_y": 0.88,
-            "head_right": 0.807,
-            "face_x_center": 0.513,
-            "dpi": [300, 300],
-            "background_clean": 100,
-            "size_mm": [51, 68],
-            "eyes_spacing": 150,
-            "nose_tip": [0.492, 0.609],
-            "size_pix": [600, 800],
-            "head_pose": {"yaw_angle": -1.8058, "roll_angle": 0.5149, "pitch_angle": 7.0599},
-            "face_blur": 100,
-            "file_size": 210867,
-            "mouthmask": 0,
-            "head_left": 0.192,
-            "background_color": [60, 144, 232],
-            "head_top": 0.159,
-            "eyes_sight": 100,
-            "has_hat": 0,
-            "bf_similarity": 100,
-            "background_gradual": 0,
-            "face_darkillum": 80,
-        },
+        "detect_result": SEED_DETECT_RESULT,
     },
 }
 
