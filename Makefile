@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m bot
 
-test: $(STAMP)
-	$(PY) -m ruff check bot services tests bench
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bot services tests bench
+	$(PY) -m mypy
 
 # Refresh the catalogue template from the code, then compile every locale.
 extract: $(STAMP)

@@ -36,8 +36,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ledger import Ledger
 from services.models import Operation
-from services.quota import Ledger
 from services.storage.db import Database, open_database
 from services.storage.tables import UsageRecord
 

@@ -35,9 +35,9 @@ import numpy as np
 from PIL import Image
 
 from services.images import PreparedImage, prepare_image
-from services.local import engine, measure
-from services.local.engine import EngineConfig, Picture
-from services.providers.local import LocalEngine, check_result, score_of
+from services.local import measure, vision
+from services.local.vision import EngineConfig, Picture
+from services.providers.local import LocalProvider, check_result, score_of
 from tests.local_photos import IdSpec, id_photo, jpeg, phone_photo, sample_photos
 
 RESULTS = Path(__file__).parent / "results"
@@ -55,9 +55,9 @@ def naive_picture(data: bytes) -> Picture:
 
 
 def naive_check(data: bytes, image: PreparedImage) -> measure.CheckOutput:
-    models = engine.models_for(CONFIG)
+    models = vision.models_for(CONFIG)
     picture = naive_picture(data)
-    faces = engine.detect_full(models, picture.small, upsample=1)
+    faces = vision.detect_full(models, picture.small, upsample=1)
     if not faces:
         return measure.CheckOutput(None, 0, "no_face")
     reading = measure.read_face(models, picture, faces[0])
@@ -66,11 +66,11 @@ def naive_check(data: bytes, image: PreparedImage) -> measure.CheckOutput:
 
 
 def naive_descriptor(data: bytes) -> np.ndarray:
-    models = engine.models_for(CONFIG)
+    models = vision.models_for(CONFIG)
     picture = naive_picture(data)
-    faces = engine.detect_full(models, picture.small, upsample=1)
-    five, _ = engine.shapes(models, picture.small, faces[0])
-    return engine.descriptor(models, picture.small, five)
+    faces = vision.detect_full(models, picture.small, upsample=1)
+    five, _ = vision.shapes(models, picture.small, faces[0])
+    return vision.descriptor(models, picture.small, five)
 
 
 # --------------------------------------------------------------------------- the engine
@@ -121,11 +121,11 @@ def same_check(a: measure.CheckOutput, b: measure.CheckOutput) -> None:
 
 def photos() -> dict[str, bytes]:
     files = sample_photos()
-    models = engine.models_for(CONFIG)
+    models = vision.models_for(CONFIG)
     with Image.open(files["obama3.jpg"]) as portrait:
-        picture = engine.decode(files["obama3.jpg"].read_bytes())
-        _, dense = engine.shapes(models, picture.full(), engine.detect(models, picture)[0])
-        id_600 = id_photo(portrait, engine.points(dense), IdSpec(size=(600, 800)))
+        picture = vision.decode(files["obama3.jpg"].read_bytes())
+        _, dense = vision.shapes(models, picture.full(), vision.detect(models, picture)[0])
+        id_600 = id_photo(portrait, vision.points(dense), IdSpec(size=(600, 800)))
     phone = {}
     for name in ("obama.jpg", "obama2.jpg"):
         with Image.open(files[name]) as portrait:
@@ -135,7 +135,7 @@ def photos() -> dict[str, bytes]:
 
 async def main(runs: int) -> dict[str, float]:
     shots = photos()
-    provider = LocalEngine(workers=2, queue_limit=8)
+    provider = LocalProvider(workers=2, queue_limit=8)
     await provider.start()
     figures: dict[str, float] = {}
     try:
@@ -157,10 +157,10 @@ async def main(runs: int) -> dict[str, float]:
         a, b = shots["phone_a"], shots["phone_b"]
 
         def naive_compare() -> float:
-            return score_of(engine.distance(naive_descriptor(a), naive_descriptor(b)))
+            return score_of(vision.distance(naive_descriptor(a), naive_descriptor(b)))
 
         def local_compare() -> float:
-            return score_of(engine.distance(local_descriptor(a), local_descriptor(b)))
+            return score_of(vision.distance(local_descriptor(a), local_descriptor(b)))
 
         naive_ms, naive_score = timed(naive_compare, runs)
         local_ms, local_score = timed(local_compare, runs)

@@ -9,10 +9,10 @@
   ``remainTimes`` (calls left in the package). A known figure at 0 refuses calls
   until it resets (``remainTimes`` only with ``clear``); at ``PROVIDER_RESERVE`` or
   below, only admins may still call.
-- jumdata 603 (balance) and JD 10010 (payment needed) mark the provider spent until
-  an operator clears it (``clear``); JD 10040 (daily limit) spends it until the reset.
-- jumdata 606 backs off for 60 s, 609 for 10 s, JD 10043/10044 for 1 s; any other
-  rate limit for 5 s, or the provider's ``retry_after`` when longer.
+- An error's ``budget`` (set by the vendor's code table) says the rest: spent until
+  an operator clears it (``clear``), spent until the reset, or back off for the
+  error's ``backoff`` seconds (5 s when the table gives none), or the provider's
+  ``retry_after`` when longer.
 
 Every write is one conditional UPDATE, so answers arriving out of order from several
 processes never raise a figure within its period: within one reset period the stored
@@ -22,18 +22,30 @@ it, an older period's answer is ignored, and a back-off is only ever extended.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, Table, and_, case, literal, null, or_, select, update
+from sqlalchemy import (
+    Integer,
+    RowMapping,
+    String,
+    Table,
+    and_,
+    case,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.errors import ProviderBudgetError, ProviderError, ProviderRateLimitError, ServiceError
-from services.faces import Usage
+from services.errors import BudgetEffect, ProviderError, ServiceError
 from services.i18n import N_
+from services.models import Usage
 from services.storage import tables
 from services.storage.db import Database, upsert
 
@@ -47,9 +59,6 @@ _BUDGETS: Table = tables.ProviderBudget.__table__  # type: ignore[assignment]
 PROVIDER_DAY_ZONE = ZoneInfo("Asia/Shanghai")
 # Two reset times closer than this are the same period (remainSeconds drifts with latency).
 SAME_PERIOD = timedelta(minutes=10)
-SPENT_UNTIL_CLEARED = frozenset({"603", "10010"})
-SPENT_UNTIL_RESET = frozenset({"10040"})
-BACKOFF_SECONDS: Mapping[str, float] = {"606": 60.0, "609": 10.0, "10043": 1.0, "10044": 1.0}
 DEFAULT_BACKOFF = 5.0
 
 
@@ -124,7 +133,6 @@ class ProviderBudgets:
         *,
         reserve: int = 0,
         clock: Clock = utc_now,
-        backoff: Mapping[str, float] | None = None,
         default_backoff: float = DEFAULT_BACKOFF,
     ) -> None:
         if reserve < 0:
@@ -132,7 +140,6 @@ class ProviderBudgets:
         self.database = database
         self.reserve = reserve
         self.clock = clock
-        self.backoff = dict(BACKOFF_SECONDS if backoff is None else backoff)
         self.default_backoff = default_backoff
 
     @classmethod
@@ -183,7 +190,7 @@ class ProviderBudgets:
         if status.remain is not None and status.remain <= self.reserve:
             raise ProviderSpent(provider, status.resets_at)
 
-    def _status(self, row: Mapping[str, Any], now: datetime) -> BudgetStatus:
+    def _status(self, row: RowMapping, now: datetime) -> BudgetStatus:
         resets_at = row["resets_at"]
         current = resets_at is None or now < resets_at
         remain = row["remain"] if current else None
@@ -239,16 +246,14 @@ class ProviderBudgets:
         provider = error.provider
         code = None if error.code is None else str(error.code)
         now = self._now()
-        remain = _int(error.values.get("remain"))
-        remain_times = _int(error.values.get("remain_times"))
-        remain_seconds = _int(error.values.get("remain_seconds"))
-        spent_until_reset = isinstance(error, ProviderBudgetError) and code in SPENT_UNTIL_RESET
-        if spent_until_reset:
+        remain, remain_times = error.usage.remain, error.usage.remain_times
+        remain_seconds = error.usage.remain_seconds
+        if error.budget is BudgetEffect.SPENT_UNTIL_RESET:
             remain = 0
-        spent = isinstance(error, ProviderBudgetError) and not spent_until_reset
+        spent = error.budget is BudgetEffect.SPENT_UNTIL_CLEARED
         backoff: datetime | None = None
-        if isinstance(error, ProviderRateLimitError):
-            seconds = self.backoff.get(code or "", self.default_backoff)
+        if error.budget is BudgetEffect.BACK_OFF:
+            seconds = error.backoff if error.backoff is not None else self.default_backoff
             if error.retry_after is not None:
                 seconds = max(seconds, error.retry_after)
             backoff = now + timedelta(seconds=seconds)
@@ -364,12 +369,3 @@ class ProviderBudgets:
                 updated=now,
             )
         )
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -127,7 +127,13 @@ class ServiceSettings(BaseSettings):
         return value.rstrip("/") if value else value
 
     def provider_for(self, operation: Operation) -> str:
-        return str(getattr(self, f"{operation.value}_provider"))
+        chosen: dict[Operation, str] = {
+            Operation.CHECK: self.check_provider,
+            Operation.COMPARE: self.compare_provider,
+            Operation.DETECT: self.detect_provider,
+            Operation.ANALYZE: self.analyze_provider,
+        }
+        return chosen[operation]
 
     def credential_problems(self) -> list[str]:
         """A chosen cloud provider without its credentials is a start-up error."""

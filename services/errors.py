@@ -8,10 +8,12 @@ code and text (for logs, never shown raw) and whether the provider charged.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from services.i18n import N_
+from services.models import Usage
 
 
 class ServiceError(Exception):
@@ -71,12 +73,26 @@ class OperationUnavailable(ServiceError):
         self.provider = provider
 
 
+class BudgetEffect(StrEnum):
+    """What a provider's answer says about the operator's account with that provider."""
+
+    NONE = "none"
+    SPENT_UNTIL_CLEARED = "spent_until_cleared"  # balance or payment: top up, then /clearbudget
+    SPENT_UNTIL_RESET = "spent_until_reset"  # a daily limit: until the provider's day ends
+    BACK_OFF = "back_off"  # too fast: no call for a while
+
+
 class ProviderError(ServiceError):
     """A provider answered with (or failed with) something other than a result.
 
     ``code`` is the provider's own code (jumdata ``code``, an APIG ``error_code``,
-    an HTTP status for transport faults); ``provider_msg`` its text, for logs only.
+    an HTTP status for transport faults); ``provider_msg`` its text, for logs only;
+    ``usage`` what the answer said about billing (``charge``, JD's remaining calls).
+    ``budget`` and ``backoff`` are what the vendor's code table says the answer means
+    for the account, so ``services.budget`` needs no vendor's numbers.
     """
+
+    budget: BudgetEffect = BudgetEffect.NONE
 
     def __init__(
         self,
@@ -85,10 +101,11 @@ class ProviderError(ServiceError):
         code: int | str | None = None,
         provider_msg: str | None = None,
         message_id: str | None = None,
-        charged: bool = False,
-        task_no: str | None = None,
+        usage: Usage | None = None,
         retry_after: float | None = None,
         retry_safe: bool = False,
+        budget: BudgetEffect | None = None,
+        backoff: float | None = None,
         detail: str = "",
     ) -> None:
         super().__init__(detail or f"{provider} code={code} msg={provider_msg!r}")
@@ -97,11 +114,21 @@ class ProviderError(ServiceError):
         self.provider_msg = provider_msg
         if message_id is not None:
             self.message_id = message_id
-        self.charged = charged
-        self.task_no = task_no
+        self.usage = usage if usage is not None else Usage(charged=False)
         self.retry_after = retry_after
         # True only when the provider certainly did not process (or charge) the call.
-        self.retry_safe = retry_safe
+        self.retry_safe = retry_safe and not self.usage.charged
+        if budget is not None:
+            self.budget = budget
+        self.backoff = backoff
+
+    @property
+    def charged(self) -> bool:
+        return self.usage.charged
+
+    @property
+    def task_no(self) -> str | None:
+        return self.usage.task_no
 
 
 class ProviderInputError(ProviderError):
@@ -120,15 +147,55 @@ class ProviderBudgetError(ProviderError):
     """The operator's paid calls with this provider are used up."""
 
     message_id = N_("provider.budget")
+    budget = BudgetEffect.SPENT_UNTIL_CLEARED
 
 
 class ProviderRateLimitError(ProviderError):
     """Too many calls for now; the same call later will likely work."""
 
     message_id = N_("provider.rate_limited")
+    budget = BudgetEffect.BACK_OFF
 
 
 class ProviderUnavailableError(ProviderError):
     """Timeout, network fault, 5xx, maintenance or an answer we cannot read."""
 
     message_id = N_("provider.unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """One row of a vendor's code table: the failure family, the message that tells the user
+    what to do next, whether a retry is safe, and what the code means for the budget."""
+
+    family: type[ProviderError]
+    message_id: str
+    retry_safe: bool = False
+    budget: BudgetEffect | None = None  # None: the family's own (spent, back-off, none)
+    backoff: float | None = None  # seconds without calls, for a back-off code
+
+    def error(
+        self,
+        provider: str,
+        code: int | str,
+        *,
+        msg: str | None = None,
+        usage: Usage | None = None,
+        message_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        return self.family(
+            provider,
+            code=code,
+            provider_msg=msg,
+            message_id=message_id or self.message_id,
+            usage=usage,
+            retry_after=retry_after,
+            retry_safe=self.retry_safe,
+            budget=self.budget,
+            backoff=self.backoff,
+        )
+
+
+UNKNOWN_CODE = CodeInfo(ProviderUnavailableError, N_("provider.unknown_code"))
+MALFORMED = CodeInfo(ProviderUnavailableError, N_("provider.malformed"))

@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -115,7 +115,7 @@ class ImageLimits:
         return min(self.max_bytes, 3 * (self.max_base64_chars // 4))
 
 
-# Seed 001: under 6 MB, at most 2500 px a side.
+# jumdata's ID-photo check: under 6 MB, at most 2500 px a side.
 CHECK_LIMITS_JUMDATA = ImageLimits(
     max_bytes=6 * 1024 * 1024 - 1,
     max_side=2500,
@@ -326,9 +326,18 @@ def _dpi(value: Any) -> tuple[float, float] | None:
 # --------------------------------------------------------------------------- prepare
 
 
-def prepare_image(data: bytes, limits: ImageLimits) -> PreparedImage:
-    """The original bytes when ``limits`` allow them, else the least re-encoding that fits."""
+LimitsFor = Callable[[ImageInfo], ImageLimits]
+
+
+def prepare_image(data: bytes, limits: ImageLimits | LimitsFor) -> PreparedImage:
+    """The original bytes when ``limits`` allow them, else the least re-encoding that fits.
+
+    ``limits`` may depend on the photo (jumdata's detect bounds both sides), so it may be
+    a function of the photo's ``ImageInfo``.
+    """
     info, decoded = _inspect(data)
+    if not isinstance(limits, ImageLimits):
+        limits = limits(info)
     if min(info.width, info.height) < limits.min_side:
         raise ImageError(
             ImageProblem.TOO_SMALL, width=info.width, height=info.height, min_side=limits.min_side
@@ -350,7 +359,7 @@ def prepare_image(data: bytes, limits: ImageLimits) -> PreparedImage:
     return _reencode(data, info, decoded, limits)
 
 
-async def prepare_image_async(data: bytes, limits: ImageLimits) -> PreparedImage:
+async def prepare_image_async(data: bytes, limits: ImageLimits | LimitsFor) -> PreparedImage:
     return await asyncio.to_thread(prepare_image, data, limits)
 
 
@@ -479,8 +488,9 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
 
 
 def _has_real_transparency(img: Image.Image) -> bool:
+    # One band gives (min, max) numbers; the tuple case of Pillow's signature is multi-band.
     low, _ = img.getchannel("A").getextrema()
-    return bool(low < 255)
+    return isinstance(low, int | float) and low < 255
 
 
 def _output_format(source: str, accepted: frozenset[str], transparent: bool) -> str:

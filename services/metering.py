@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from services.budget import ProviderBackingOff, ProviderBudgets, ProviderSpent
 from services.errors import (
@@ -23,17 +23,27 @@ from services.errors import (
     ProviderRateLimitError,
     ProviderUnavailableError,
 )
-from services.faces import Usage
-from services.models import Operation
-from services.quota import Ledger
+from services.ledger import Ledger
+from services.models import Operation, Usage
+from services.providers.base import Provider
 
 log = logging.getLogger(__name__)
 
-P = TypeVar("P")  # a provider
-X = TypeVar("X")  # what was prepared for it (the fitted photos)
-R = TypeVar("R")  # its result
 
-LOCAL = "local"
+class Result(Protocol):
+    """What every provider result carries: who answered and what they said about billing."""
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def usage(self) -> Usage: ...
+
+
+P = TypeVar("P", bound=Provider)
+X = TypeVar("X")  # what was prepared for it (the fitted photos)
+R = TypeVar("R", bound=Result)
+
 # Failures after which another engine may well succeed.
 _FALL_BACK_ON = (ProviderUnavailableError, ProviderRateLimitError, ProviderBudgetError)
 
@@ -66,15 +76,14 @@ class Metering:
         providers: Sequence[P],
         prepare: Callable[[P], Awaitable[X]],
         call: Callable[[P, X], Awaitable[R]],
-        usage_of: Callable[[R], Usage],
     ) -> Answered[P, X, R]:
         """Try ``providers`` in order (the configured one, then the local fallback)."""
-        failed_over_from: str | None = None
+        fell_back_from: str | None = None
         for index, provider in enumerate(providers):
             last = index == len(providers) - 1
-            name = str(getattr(provider, "name", "?"))
+            name = provider.name
             prepared = await prepare(provider)
-            if name != LOCAL:
+            if provider.billable:
                 try:
                     await self.budgets.before_call(name, admin=caller.admin)
                 except (ProviderSpent, ProviderBackingOff) as refusal:
@@ -82,7 +91,7 @@ class Metering:
                         raise
                     log.info("%s: %s refused before the call (%s); falling back",
                              operation.value, name, refusal.message_id)
-                    failed_over_from = failed_over_from or name
+                    fell_back_from = fell_back_from or name
                     continue
             reservation = await self.ledger.reserve(
                 caller.user_id, operation, name, admin=caller.admin
@@ -95,25 +104,26 @@ class Metering:
                     reservation, charged=error.charged, code=error.code,
                     latency_ms=_ms(started),
                 )
-                if name != LOCAL:
+                if provider.billable:
                     await self.budgets.after_error(error)
                 if last or not isinstance(error, _FALL_BACK_ON):
                     raise
                 log.info("%s: %s failed with %s; falling back", operation.value, name,
                          error.code)
-                failed_over_from = failed_over_from or name
+                fell_back_from = fell_back_from or name
                 continue
             except BaseException:
                 await self.ledger.release(reservation)
                 raise
-            usage = usage_of(result)
-            if name != LOCAL:
-                await self.budgets.after_result(name, usage)
+            if provider.billable:
+                await self.budgets.after_result(name, result.usage)
             # A local answer is free for the operator but counts against the user's allowance.
             await self.ledger.commit(
-                reservation, charged=usage.charged or name == LOCAL, latency_ms=_ms(started)
+                reservation,
+                charged=result.usage.charged or not provider.billable,
+                latency_ms=_ms(started),
             )
-            return Answered(provider, prepared, result, failed_over_from)
+            return Answered(provider, prepared, result, fell_back_from)
         raise AssertionError("no provider to try")
 
 
@@ -130,6 +140,3 @@ async def run_unmetered(
     provider = providers[0]
     prepared = await prepare(provider)
     return Answered(provider, prepared, await call(provider, prepared), None)
-
-
-__all__ = ["Answered", "Caller", "Metering", "run_unmetered"]

@@ -1,4 +1,5 @@
-"""Typed results shared by every provider and by the bot's renderers.
+"""Typed results shared by every provider and by the bot's renderers: check, compare,
+detect and analyze.
 
 Providers parse their JSON into these at the edge; nothing past a client sees a
 provider's dict.
@@ -9,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from services.i18n import N_
 from services.values import number
+
+if TYPE_CHECKING:
+    from services.rules import RuleOutcome
 
 
 class Operation(StrEnum):
@@ -84,6 +89,19 @@ class HeadPose:
     pitch: float
     roll: float
 
+    @classmethod
+    def read(cls, raw: Any) -> HeadPose | None:
+        """Angles in degrees from ``{"yaw": …, "pitch": …, "roll": …}`` (jumdata's check
+        names them ``yaw_angle`` and so on); ``None`` unless all three are numbers."""
+        if not isinstance(raw, Mapping):
+            return None
+        yaw, pitch, roll = (
+            number(raw.get(f"{name}_angle", raw.get(name))) for name in ("yaw", "pitch", "roll")
+        )
+        if yaw is None or pitch is None or roll is None:
+            return None
+        return cls(yaw=yaw, pitch=pitch, roll=roll)
+
 
 @dataclass(frozen=True, slots=True)
 class Measurements:
@@ -125,7 +143,6 @@ class Measurements:
     background_clean: float | None = None
     background_gradual: float | None = None
     bf_similarity: float | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def value(self, name: str) -> Any:
         return getattr(self, name, None)
@@ -135,7 +152,7 @@ class Measurements:
         """Parse a provider ``detect_result``; a malformed field becomes ``None``.
 
         One odd field must not cost the user the whole answer, so values are
-        coerced one by one and unknown fields are kept in ``extra``.
+        coerced one by one; fields the check does not document are left out.
         """
         if not isinstance(raw, Mapping):
             return cls()
@@ -144,8 +161,7 @@ class Measurements:
             if name not in raw:
                 continue
             kwargs[name] = _coerce(name, unit, raw[name])
-        extra = {k: v for k, v in raw.items() if k not in DETECT_FIELD_UNITS}
-        return cls(**kwargs, extra=extra)
+        return cls(**kwargs)
 
 
 def _pair(value: Any) -> tuple[float, float] | None:
@@ -158,19 +174,13 @@ def _pair(value: Any) -> tuple[float, float] | None:
 
 def _coerce(name: str, unit: Unit, value: Any) -> Any:
     if name == "head_pose":
-        if not isinstance(value, Mapping):
-            return None
-        yaw = number(value.get("yaw_angle", value.get("yaw")))
-        pitch = number(value.get("pitch_angle", value.get("pitch")))
-        roll = number(value.get("roll_angle", value.get("roll")))
-        if yaw is None or pitch is None or roll is None:
-            return None
-        return HeadPose(yaw=yaw, pitch=pitch, roll=roll)
+        return HeadPose.read(value)
     if unit is Unit.RGB:
         if isinstance(value, list | tuple) and len(value) == 3:
             parts = [number(v) for v in value]
-            if all(p is not None for p in parts):
-                return tuple(round(min(255.0, max(0.0, p))) for p in parts)  # type: ignore[arg-type]
+            channels = [p for p in parts if p is not None]
+            if len(channels) == 3:
+                return tuple(round(min(255.0, max(0.0, p))) for p in channels)
         return None
     if unit in (Unit.PIXELS,):
         pair = _pair(value)
@@ -210,9 +220,225 @@ class CheckResult:
     passed: bool
     reasons: tuple[Reason, ...]
     measurements: Measurements
+    # Every rule applied to the measured values, by field; computed once, where the
+    # result is made, and read by the picture and the reply.
+    outcomes: Mapping[str, RuleOutcome]
     provider: str
-    charged: bool
-    task_no: str | None = None
+    usage: Usage
     # Rules this provider cannot judge (the local engine): listed so that
     # "not checked" never reads as "passed".
     not_checked: tuple[str, ...] = ()
+
+
+# --- faces: compare, detect, analyze ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    left: float
+    top: float
+    width: float
+    height: float
+
+    @property
+    def right(self) -> float:
+        return self.left + self.width
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.height
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @classmethod
+    def read(cls, raw: Any) -> Box:
+        """A face box from ``{"left", "top", "width", "height"}``; ``ValueError`` when any
+        of them is missing or not a number, since a face without a box cannot be shown."""
+        if not isinstance(raw, Mapping):
+            raise ValueError("face without a box")
+        left, top, width, height = (
+            number(raw.get(name)) for name in ("left", "top", "width", "height")
+        )
+        if left is None or top is None or width is None or height is None:
+            raise ValueError(f"box not numeric: {raw!r}")
+        return cls(left=left, top=top, width=width, height=height)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: float
+    y: float
+
+
+class Gender(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+
+
+class Glasses(StrEnum):
+    NONE = "none"
+    COMMON = "common"
+    SUN = "sun"
+
+
+class Expression(StrEnum):
+    NONE = "none"
+    SMILE = "smile"
+    LAUGH = "laugh"
+
+
+class Emotion(StrEnum):
+    """The union of JD's five emotions and jumdata's emotion field."""
+
+    ANGRY = "angry"
+    DISGUST = "disgust"
+    FEAR = "fear"
+    HAPPY = "happy"
+    SAD = "sad"
+    SURPRISE = "surprise"
+    NEUTRAL = "neutral"
+    POUTY = "pouty"
+    GRIMACE = "grimace"
+
+
+class Race(StrEnum):
+    """Only shown when the operator opts in: a photo cannot tell it fairly."""
+
+    WHITE = "white"
+    BLACK = "black"
+    ASIAN = "asian"
+    ARABS = "arabs"
+    INDIAN = "indian"
+
+
+# jumdata's quality guidance (the Baidu face API it resells): above these a part counts
+# as covered, and a blur above 0.7 or light under 40 makes a face unusable for matching.
+OCCLUSION_LIMIT = 0.6
+BLUR_LIMIT = 0.7
+DARK_LIMIT = 40
+
+
+@dataclass(frozen=True, slots=True)
+class FaceQuality:
+    blur: float | None = None  # 0 sharp .. 1 blurred
+    illumination: float | None = None  # 0..255, higher is better lit
+    completeness: bool | None = None  # False when the face runs off the image
+    occlusion: Mapping[str, float] = field(default_factory=dict)  # part -> 0..1 covered
+
+    @property
+    def blurry(self) -> bool | None:
+        return None if self.blur is None else self.blur > BLUR_LIMIT
+
+    @property
+    def dark(self) -> bool | None:
+        return None if self.illumination is None else self.illumination < DARK_LIMIT
+
+    @property
+    def covered(self) -> tuple[str, ...]:
+        """The parts covered beyond the guidance, in the provider's order."""
+        return tuple(part for part, share in self.occlusion.items() if share > OCCLUSION_LIMIT)
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    box: Box
+    probability: float | None = None
+    pose: HeadPose | None = None
+    valid_pose: bool | None = None
+    landmarks: tuple[Point, ...] = ()
+    quality: FaceQuality | None = None
+    sharpness: float | None = None  # JD blurScore: higher is sharper
+    age: float | None = None
+    gender: Gender | None = None
+    emotion: Emotion | None = None
+    expression: Expression | None = None
+    smile: float | None = None  # 0..100
+    glasses: Glasses | None = None
+    mask: bool | None = None
+    beard: bool | None = None
+    race: Race | None = None
+    beauty: float | None = None  # 0..100
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the provider said about billing and its own remaining budget."""
+
+    charged: bool
+    remain: int | None = None  # JD: calls left today
+    remain_times: int | None = None
+    remain_seconds: int | None = None
+    task_no: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompareResult:
+    score: float  # 0..1 similarity
+    faces_a: tuple[Face, ...]
+    faces_b: tuple[Face, ...]
+    provider: str
+    usage: Usage
+
+    def face_a(self) -> Face | None:
+        return largest(self.faces_a)
+
+    def face_b(self) -> Face | None:
+        return largest(self.faces_b)
+
+
+@dataclass(frozen=True, slots=True)
+class FacesResult:
+    """The faces of one photo: what detect and analyze both answer."""
+
+    faces: tuple[Face, ...]
+    provider: str
+    usage: Usage
+    # False when age, gender and emotion are not estimated at all (the local engine), so
+    # that a reply can say so instead of leaving them out silently.
+    demographics: bool = True
+
+
+def largest(faces: tuple[Face, ...]) -> Face | None:
+    return max(faces, key=lambda face: face.box.area, default=None)
+
+
+class Verdict(StrEnum):
+    SAME_VERY_HIGH = "same_very_high"
+    SAME_HIGH = "same_high"
+    PROBABLY_SAME = "probably_same"
+    DIFFERENT = "different"
+
+
+VERDICT_MESSAGES = {
+    Verdict.SAME_VERY_HIGH: N_("compare.verdict.same_very_high"),
+    Verdict.SAME_HIGH: N_("compare.verdict.same_high"),
+    Verdict.PROBABLY_SAME: N_("compare.verdict.probably_same"),
+    Verdict.DIFFERENT: N_("compare.verdict.different"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompareThresholds:
+    """Score bounds of the verdicts, and the message that explains them to users.
+
+    JD documents its bounds by false-accept rate; the local engine has its own.
+    """
+
+    probably_same: float = 0.49  # FAR 1e-4
+    same_high: float = 0.54  # FAR 1e-5
+    same_very_high: float = 0.58  # FAR 1e-6
+    explain_id: str = N_("compare.explain")
+
+    def verdict(self, score: float) -> Verdict:
+        if score >= self.same_very_high:
+            return Verdict.SAME_VERY_HIGH
+        if score >= self.same_high:
+            return Verdict.SAME_HIGH
+        if score >= self.probably_same:
+            return Verdict.PROBABLY_SAME
+        return Verdict.DIFFERENT
+
+
+JDCLOUD_THRESHOLDS = CompareThresholds()

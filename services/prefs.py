@@ -1,7 +1,7 @@
 """Per-user preferences (the chosen language).
 
-Kept in memory for now; the storage layer replaces ``MemoryPreferences`` with a
-database-backed store of the same shape.
+The bot keeps them in the database (``services.storage.prefs.DbPreferences``);
+``MemoryPreferences`` is the same shape for a bot or a script without storage.
 """
 
 from __future__ import annotations

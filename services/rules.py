@@ -113,14 +113,6 @@ class RuleOutcome:
         return self.broken is None
 
     @property
-    def bound(self) -> float | None:
-        if self.broken is Side.LOW:
-            return self.rule.low
-        if self.broken is Side.HIGH:
-            return self.rule.high
-        return None
-
-    @property
     def message_id(self) -> str | None:
         if self.broken is Side.LOW:
             return self.rule.low_id

@@ -2,7 +2,7 @@
 
 Pure functions with no I/O, so the HTTP clients and the tests share one
 implementation and every step can be pinned with the vendors' own test vectors
-(see docs/provider-protocols.md in the shared docs):
+(from their published SDKs and signing guides):
 
 * jumdata (聚美智数): ``sign = sha256(appId + appSecret + timestamp)``, lower-case hex.
 * Huawei Cloud APIG App authentication, ``SDK-HMAC-SHA256``: no key derivation,
@@ -149,7 +149,9 @@ def huawei_canonical_query(params: Iterable[tuple[str, QueryValue]]) -> str:
     (SDK ``process_canonical_query_string``; lists give one pair per value)."""
     grouped: dict[str, list[str]] = {}
     for key, value in params:
-        values = value if isinstance(value, list | tuple) else [value]
+        values: Sequence[QueryScalar] = (
+            [value] if isinstance(value, str | int | float) else value  # bool is an int
+        )
         grouped.setdefault(key, []).extend(_query_text(v) for v in values)
     return "&".join(
         f"{_rfc3986(key)}={_rfc3986(value)}"

@@ -2,7 +2,7 @@
 
 The functions at the bottom (``check_photo``, ``describe_photo``, ``read_faces``) are
 what a worker process runs: they decode, detect and measure with
-``services.local.engine`` and return plain, picklable results. Nothing here raises a
+``services.local.vision`` and return plain, picklable results. Nothing here raises a
 ``ServiceError`` across the process boundary; a refusal is a ``problem`` code that
 the provider turns into the right error.
 
@@ -130,11 +130,10 @@ import numpy as np
 from PIL import ImageMode
 
 from services.errors import ImageError
-from services.faces import Box, Expression, Face, FaceQuality, Point
 from services.images import ImageInfo
-from services.local import engine
-from services.local.engine import Detection, EngineConfig, Picture
-from services.models import HeadPose, Measurements
+from services.local import vision
+from services.local.vision import Detection, EngineConfig, Picture
+from services.models import Box, Expression, Face, FaceQuality, HeadPose, Measurements, Point
 
 # --- anchors of the scores (see the table above) --------------------------------------------
 
@@ -241,7 +240,7 @@ def clothes_score(delta_e: float) -> float:
     return _score(delta_e / CLOTHES_DELTA_E)
 
 
-def smile_score(smile: engine.Smile) -> float:
+def smile_score(smile: vision.Smile) -> float:
     width = clamp((smile.width - SMILE_WIDTH[0]) / SMILE_WIDTH[1])
     lift = clamp((smile.lift - SMILE_LIFT[0]) / SMILE_LIFT[1])
     return round(100.0 * (width + lift) / 2.0, 1)
@@ -263,13 +262,13 @@ class FaceReading:
     detection: Detection
     points: np.ndarray  # 68 or 5 landmarks
     five: np.ndarray
-    lighting: engine.Lighting
+    lighting: vision.Lighting
     sharpness: float
     complete: bool
     pose: tuple[float, float, float] | None
     eye_ratio: float | None
     mouth_ratio: float | None
-    smile: engine.Smile | None
+    smile: vision.Smile | None
     descriptor: np.ndarray | None
 
     @property
@@ -280,18 +279,18 @@ class FaceReading:
         if self.dense:
             jaw = self.points[:17, 0]
             return float(jaw.min() + jaw.max()) / 2.0
-        left, right = engine.outer_eye_corners(self.points)
+        left, right = vision.outer_eye_corners(self.points)
         return float(left[0] + right[0]) / 2.0
 
     def face_width(self) -> float:
         if self.dense:
             jaw = self.points[:17, 0]
             return float(jaw.max() - jaw.min())
-        left, right = engine.outer_eye_corners(self.points)
+        left, right = vision.outer_eye_corners(self.points)
         return FIVE_POINT_FACE_WIDTH * float(np.linalg.norm(right - left))
 
     def eyes(self) -> tuple[np.ndarray, np.ndarray]:
-        return engine.eye_centres(self.points)
+        return vision.eye_centres(self.points)
 
     def chin_y(self) -> float:
         """Point 8 with 68 landmarks; the detector box's bottom (about the chin) with 5."""
@@ -301,30 +300,30 @@ class FaceReading:
 
 
 def read_face(
-    models: engine.Models,
+    models: vision.Models,
     picture: Picture,
     detection: Detection,
     *,
     with_descriptor: bool = False,
 ) -> FaceReading:
     image = picture.full()
-    five_shape, dense_shape = engine.shapes(models, image, detection)
-    five = engine.points(five_shape)
-    points = engine.points(dense_shape) if dense_shape is not None else five
-    chip = engine.face_chip(image, five_shape)
+    five_shape, dense_shape = vision.shapes(models, image, detection)
+    five = vision.points(five_shape)
+    points = vision.points(dense_shape) if dense_shape is not None else five
+    chip = vision.face_chip(image, five_shape)
     dense = dense_shape is not None
     return FaceReading(
         detection=detection,
         points=points,
         five=five,
-        lighting=engine.lighting(chip),
-        sharpness=engine.sharpness(chip),
+        lighting=vision.lighting(chip),
+        sharpness=vision.sharpness(chip),
         complete=_complete(detection, points, picture.width, picture.height),
-        pose=engine.head_pose(points) if dense else None,
-        eye_ratio=engine.eye_aspect_ratio(points) if dense else None,
-        mouth_ratio=engine.mouth_opening(points) if dense else None,
-        smile=engine.smile_geometry(points) if dense else None,
-        descriptor=engine.descriptor(models, image, five_shape) if with_descriptor else None,
+        pose=vision.head_pose(points) if dense else None,
+        eye_ratio=vision.eye_aspect_ratio(points) if dense else None,
+        mouth_ratio=vision.mouth_opening(points) if dense else None,
+        smile=vision.smile_geometry(points) if dense else None,
+        descriptor=vision.descriptor(models, image, five_shape) if with_descriptor else None,
     )
 
 
@@ -449,13 +448,13 @@ def measure(
 def _background_fields(reading: FaceReading, picture: Picture) -> dict[str, object]:
     sx, sy = picture.scale
     left_eye, right_eye = reading.eyes()
-    frame = engine.HeadFrame(
+    frame = vision.HeadFrame(
         centre_x=reading.centre_x() / sx,
         face_width=reading.face_width() / sx,
         eyes_y=float(left_eye[1] + right_eye[1]) / 2.0 / sy,
         chin_y=reading.chin_y() / sy,
     )
-    found = engine.background(picture.small, frame)
+    found = vision.background(picture.small, frame)
     if found is None:
         return {}
     clean = clean_score(found.clutter)
@@ -504,17 +503,17 @@ def _image_problem(error: ImageError) -> str:
 
 def check_photo(config: EngineConfig, data: bytes, info: ImageInfo) -> CheckOutput:
     """The ID-photo check's measurements of the largest face."""
-    models = engine.models_for(config)
+    models = vision.models_for(config)
     try:
-        picture = engine.decode(data, engine.PORTRAIT_SIDE)
-        detections = engine.detect(models, picture)
+        picture = vision.decode(data, vision.PORTRAIT_SIDE)
+        detections = vision.detect(models, picture)
         if not detections:
             return CheckOutput(None, 0, "no_face")
         reading = read_face(models, picture, detections[0])
         transparent = False
         if info.has_alpha:
-            alpha = engine.alpha_channel(data)
-            transparent = alpha is not None and engine.transparent_border(alpha)
+            alpha = vision.alpha_channel(data)
+            transparent = alpha is not None and vision.transparent_border(alpha)
     except ImageError as error:
         return CheckOutput(None, 0, _image_problem(error))
     return CheckOutput(
@@ -524,10 +523,10 @@ def check_photo(config: EngineConfig, data: bytes, info: ImageInfo) -> CheckOutp
 
 def describe_photo(config: EngineConfig, data: bytes) -> PhotoFaces:
     """Compare's half: every face's box, the largest one's landmarks and descriptor."""
-    models = engine.models_for(config)
+    models = vision.models_for(config)
     try:
-        picture = engine.decode(data, engine.PORTRAIT_SIDE)
-        detections = engine.detect(models, picture)
+        picture = vision.decode(data, vision.PORTRAIT_SIDE)
+        detections = vision.detect(models, picture)
         if not detections:
             return PhotoFaces((), None, "no_face")
         reading = read_face(models, picture, detections[0], with_descriptor=True)
@@ -542,10 +541,10 @@ def describe_photo(config: EngineConfig, data: bytes) -> PhotoFaces:
 
 def read_faces(config: EngineConfig, data: bytes, max_faces: int, expressions: bool) -> PhotoFaces:
     """Detect and analyze: up to ``max_faces`` faces, largest first, each measured."""
-    models = engine.models_for(config)
+    models = vision.models_for(config)
     try:
-        picture = engine.decode(data, engine.GROUP_SIDE)
-        detections = engine.detect(models, picture)
+        picture = vision.decode(data, vision.GROUP_SIDE)
+        detections = vision.detect(models, picture)
         if not detections:
             return PhotoFaces((), None, "no_face")
         faces = tuple(

@@ -35,11 +35,11 @@ from typing import Any, Final, TypeVar
 
 from services.errors import ProviderRateLimitError, ProviderUnavailableError
 from services.i18n import N_
+from services.local import NAME
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PROVIDER: Final = "local"
 START_METHOD: Final = "spawn"
 WARM_TIMEOUT: Final = 120.0  # seconds for every worker to load its models and answer
 _ONE_THREAD: Final = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -55,9 +55,9 @@ def _init_worker(landmarks: int, detector: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in _ONE_THREAD:  # as many workers as cores already; no oversubscription
         os.environ.setdefault(name, "1")
-    from services.local import engine
+    from services.local import vision
 
-    engine.models_for(engine.EngineConfig(landmarks=landmarks, detector=detector))  # type: ignore[arg-type]
+    vision.models_for(vision.EngineConfig(landmarks=landmarks, detector=detector))  # type: ignore[arg-type]
 
 
 def _ping(hold: float) -> int:
@@ -148,7 +148,7 @@ class EnginePool:
             if self._in_flight + photos > self.capacity:
                 busy = self._in_flight
                 raise ProviderRateLimitError(
-                    PROVIDER,
+                    NAME,
                     code="busy",
                     message_id=N_("local.busy"),
                     retry_safe=True,
@@ -217,7 +217,7 @@ async def _warm(executor: ProcessPoolExecutor, workers: int) -> set[int]:
 
 
 def _unavailable(code: str, detail: str) -> ProviderUnavailableError:
-    return ProviderUnavailableError(PROVIDER, code=code, retry_safe=False, detail=detail)
+    return ProviderUnavailableError(NAME, code=code, retry_safe=False, detail=detail)
 
 
 def _stop(executor: ProcessPoolExecutor, grace: float) -> None:

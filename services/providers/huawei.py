@@ -1,4 +1,4 @@
-"""The jumdata ID-photo check bought on the Huawei Cloud marketplace (seed 000).
+"""The jumdata ID-photo check bought on the Huawei Cloud marketplace.
 
 The API sits behind Huawei's API gateway (APIG) and is signed with the App
 AppKey/AppSecret algorithm. The URL comes whole from ``HUAWEI_CHECK_URL``: the
@@ -23,7 +23,8 @@ from services.errors import (
 from services.i18n import N_
 from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, PreparedImage
 from services.models import CheckResult
-from services.providers.base import HttpReply, HttpTransport, with_retries
+from services.providers.base import Checker
+from services.providers.http import RETRY_SAFE_HTTP, CloudClient, HttpReply, HttpRequest
 from services.providers.jumdata import parse_check_answer
 from services.signing import huawei_sign
 
@@ -32,6 +33,16 @@ log = logging.getLogger(__name__)
 _GATEWAY_AUTH = N_("huawei.gateway_auth")
 _GATEWAY_THROTTLED = N_("huawei.gateway_throttled")
 _GATEWAY_FAULT = N_("huawei.gateway_fault")
+
+
+def build_check_request(
+    url: str, image: PreparedImage, app_key: str, app_secret: str, now: datetime
+) -> HttpRequest:
+    """The photo as ``base64`` in a form body, signed with APIG App authentication."""
+    body = urlencode({"base64": base64.b64encode(image.data).decode("ascii")}).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    headers.update(huawei_sign("POST", url, headers, body, app_key, app_secret, now=now))
+    return HttpRequest(url, body, headers)
 
 
 def gateway_error(provider: str, reply: HttpReply) -> ProviderError | None:
@@ -52,15 +63,22 @@ def gateway_error(provider: str, reply: HttpReply) -> ProviderError | None:
             code=code,
             provider_msg=msg,
             message_id=_GATEWAY_FAULT,
-            retry_safe=reply.status in (502, 503),
+            retry_safe=reply.status in RETRY_SAFE_HTTP,
         )
     return ProviderAuthError(provider, code=code, provider_msg=msg, message_id=_GATEWAY_AUTH)
 
 
-class HuaweiChecker:
+def parse_check(provider: str, reply: HttpReply) -> CheckResult:
+    """A gateway refusal, or the jumdata answer (with no ``charge``: code 200 is billed)."""
+    refused = gateway_error(provider, reply)
+    if refused is not None:
+        raise refused
+    return parse_check_answer(provider, reply, charge_field=False)
+
+
+class HuaweiChecker(CloudClient, Checker):
     name = "huawei"
     limits: ImageLimits = CHECK_LIMITS_JUMDATA
-    available = True
 
     def __init__(
         self,
@@ -71,32 +89,17 @@ class HuaweiChecker:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__(timeout)
         self._app_key = app_key
         self._app_secret = app_secret
         self._url = url
         self._clock = clock
-        self._http = HttpTransport(self.name, timeout)
-
-    def build_request(self, image: PreparedImage) -> tuple[bytes, dict[str, str]]:
-        body = urlencode({"base64": base64.b64encode(image.data).decode("ascii")}).encode()
-        headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-        headers.update(
-            huawei_sign(
-                "POST", self._url, headers, body, self._app_key, self._app_secret, now=self._clock()
-            )
-        )
-        return body, headers
 
     async def check(self, image: PreparedImage) -> CheckResult:
-        async def attempt() -> CheckResult:
-            body, headers = self.build_request(image)
-            reply = await self._http.post(self._url, data=body, headers=headers)
-            refused = gateway_error(self.name, reply)
-            if refused is not None:
-                raise refused
-            return parse_check_answer(self.name, reply, charge_field=False)
-
-        return await with_retries(self.name, "check", attempt)
-
-    async def close(self) -> None:
-        await self._http.close()
+        return await self.call(
+            "check",
+            lambda: build_check_request(
+                self._url, image, self._app_key, self._app_secret, self._clock()
+            ),
+            lambda reply: parse_check(self.name, reply),
+        )

@@ -11,10 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-
-import aiohttp
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 from services.errors import (
+    MALFORMED,
+    UNKNOWN_CODE,
+    BudgetEffect,
+    CodeInfo,
     ProviderAuthError,
     ProviderBudgetError,
     ProviderError,
@@ -24,9 +28,18 @@ from services.errors import (
 )
 from services.i18n import N_
 from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, PreparedImage
-from services.models import CheckResult, Measurements
-from services.providers.base import CodeInfo, HttpReply, HttpTransport, with_retries
-from services.rules import classify_reason
+from services.models import CheckResult, Measurements, Usage
+from services.providers.base import Checker
+from services.providers.http import (
+    CloudClient,
+    HttpFaults,
+    HttpReply,
+    HttpRequest,
+    HttpTransport,
+    json_object,
+    multipart_form,
+)
+from services.rules import classify_reason, evaluate
 from services.signing import jumdata_sign
 from services.values import integer
 
@@ -35,8 +48,9 @@ log = logging.getLogger(__name__)
 CHECK_PATH = "/id-phote/check"  # sic: the vendor's spelling
 
 
-# Every documented code of seeds 001 (jumdata) and 000 (Huawei resale): its failure
-# family and the message that tells the user what to do next.
+# Every documented code of the check (jumdata's own and its Huawei resale): its failure
+# family, the message that tells the user what to do next, and what it means for the
+# account (603 spends it until an operator tops up; 606 and 609 ask us to slow down).
 CODES: dict[int, CodeInfo] = {
     201: CodeInfo(ProviderInputError, N_("jumdata.photo_processing_failed")),
     202: CodeInfo(ProviderInputError, N_("jumdata.face_detection_failed")),
@@ -54,133 +68,131 @@ CODES: dict[int, CodeInfo] = {
     501: CodeInfo(ProviderUnavailableError, N_("jumdata.source_maintenance"), retry_safe=True),
     601: CodeInfo(ProviderAuthError, N_("jumdata.not_enabled")),
     602: CodeInfo(ProviderAuthError, N_("jumdata.account_disabled")),
-    603: CodeInfo(ProviderBudgetError, N_("jumdata.balance")),
+    603: CodeInfo(
+        ProviderBudgetError, N_("jumdata.balance"), budget=BudgetEffect.SPENT_UNTIL_CLEARED
+    ),
     604: CodeInfo(ProviderAuthError, N_("jumdata.api_disabled")),
-    606: CodeInfo(ProviderRateLimitError, N_("jumdata.over_limit")),
+    606: CodeInfo(
+        ProviderRateLimitError, N_("jumdata.over_limit"), budget=BudgetEffect.BACK_OFF, backoff=60
+    ),
     607: CodeInfo(ProviderAuthError, N_("jumdata.ip_not_allowed")),
-    609: CodeInfo(ProviderRateLimitError, N_("jumdata.too_frequent"), retry_safe=True),
+    609: CodeInfo(
+        ProviderRateLimitError,
+        N_("jumdata.too_frequent"),
+        retry_safe=True,
+        budget=BudgetEffect.BACK_OFF,
+        backoff=10,
+    ),
     610: CodeInfo(ProviderUnavailableError, N_("jumdata.request_expired"), retry_safe=True),
     999: CodeInfo(ProviderUnavailableError, N_("jumdata.other")),
 }
 
 # A 400 about the credentials (not the photo) is the operator's to fix.
 _CREDENTIAL_HINTS = ("签名", "sign", "appid", "appId", "timestamp", "时间戳")
-_AUTH_400 = N_("jumdata.bad_credentials")
-_UNKNOWN_CODE = N_("provider.unknown_code")
-_MALFORMED = N_("provider.malformed")
+AUTH_400 = CodeInfo(ProviderAuthError, N_("jumdata.bad_credentials"))
+# A body that is not JSON: a proxy's page, a cut-off answer.
+FAULTS: Final = HttpFaults()
 
 
 def error_for_code(
     provider: str, code: int, msg: str | None, *, charged: bool, task_no: str | None
 ) -> ProviderError:
-    info = CODES.get(code)
-    if info is None:
-        return ProviderUnavailableError(
-            provider,
-            code=code,
-            provider_msg=msg,
-            message_id=_UNKNOWN_CODE,
-            charged=charged,
-            task_no=task_no,
-        )
+    info = CODES.get(code, UNKNOWN_CODE)
     if code == 400 and msg and any(hint.lower() in msg.lower() for hint in _CREDENTIAL_HINTS):
-        return ProviderAuthError(
-            provider,
-            code=code,
-            provider_msg=msg,
-            message_id=_AUTH_400,
-            charged=charged,
-            task_no=task_no,
-        )
-    return info.family(
-        provider,
-        code=code,
-        provider_msg=msg,
-        message_id=info.message_id,
-        charged=charged,
-        task_no=task_no,
-        retry_safe=info.retry_safe,
-    )
+        info = AUTH_400
+    return info.error(provider, code, msg=msg, usage=Usage(charged=charged, task_no=task_no))
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The envelope every jumdata answer shares: ``code``, ``msg``, ``taskNo``, ``charge``."""
+
+    provider: str
+    code: int | None
+    msg: str | None
+    usage: Usage
+    data: Any
+
+    def malformed(self) -> ProviderError:
+        return MALFORMED.error(self.provider, "malformed", msg=self.msg, usage=self.usage)
+
+
+class ErrorForCode(Protocol):
+    def __call__(
+        self, provider: str, code: int, msg: str | None, *, charged: bool, task_no: str | None
+    ) -> ProviderError: ...
+
+
+def read_answer(
+    provider: str,
+    reply: HttpReply,
+    *,
+    charge_field: bool = True,
+    errors: ErrorForCode = error_for_code,
+) -> Answer:
+    """The envelope of a successful answer; raises ``errors(code)`` for any other code, and
+    for a body that is not a JSON object.
+
+    ``charge_field`` is False for the Huawei resale, whose answers carry no ``charge``:
+    there a code-200 answer is the billed one.
+    """
+    body = json_object(provider, reply, FAULTS)
+    code = integer(body.get("code"))
+    msg = body.get("msg") if isinstance(body.get("msg"), str) else None
+    task_no = str(body["taskNo"]) if body.get("taskNo") is not None else None
+    charged = body.get("charge") is True if charge_field else code == 200
+    answer = Answer(provider, code, msg, Usage(charged=charged, task_no=task_no), body.get("data"))
+    if code is None:
+        raise answer.malformed()
+    if code != 200:
+        if msg:
+            log.info("%s answered code %s: %s (task %s)", provider, code, msg, task_no)
+        raise errors(provider, code, msg, charged=charged, task_no=task_no)
+    return answer
 
 
 def parse_check_answer(
     provider: str, reply: HttpReply, *, charge_field: bool = True
 ) -> CheckResult:
-    """Turn the HTTP answer into a ``CheckResult`` or raise the matching ``ProviderError``.
-
-    ``charge_field`` is False for the Huawei resale, whose answers carry no ``charge``:
-    there a code-200 answer is the billed one.
-    """
-    body = reply.json()
-    if not isinstance(body, Mapping):
-        retry_safe = reply.status in (502, 503, 504)
-        raise ProviderUnavailableError(
-            provider,
-            code=f"http_{reply.status}" if reply.status != 200 else "malformed",
-            message_id=_MALFORMED if reply.status == 200 else None,
-            retry_safe=retry_safe,
-        )
-    code = integer(body.get("code"))
-    msg = body.get("msg") if isinstance(body.get("msg"), str) else None
-    task_no = str(body["taskNo"]) if body.get("taskNo") is not None else None
-    if charge_field:
-        charged = body.get("charge") is True
-    else:
-        charged = code == 200
-    if code is None:
-        raise ProviderUnavailableError(
-            provider,
-            code="malformed",
-            provider_msg=msg,
-            message_id=_MALFORMED,
-            charged=charged,
-            task_no=task_no,
-        )
-    if code != 200:
-        if msg:
-            log.info("%s answered code %s: %s (task %s)", provider, code, msg, task_no)
-        raise error_for_code(provider, code, msg, charged=charged, task_no=task_no)
-    data = body.get("data")
+    """Turn the HTTP answer into a ``CheckResult`` or raise the matching ``ProviderError``."""
+    answer = read_answer(provider, reply, charge_field=charge_field)
+    data = answer.data
     if not isinstance(data, Mapping) or not isinstance(data.get("pass"), bool):
-        raise ProviderUnavailableError(
-            provider,
-            code="malformed",
-            provider_msg=msg,
-            message_id=_MALFORMED,
-            charged=charged,
-            task_no=task_no,
-        )
+        raise answer.malformed()
     raw_reasons = data.get("reasons") or []
     reasons = tuple(
         classify_reason(text) for text in raw_reasons if isinstance(text, str) and text.strip()
     )
+    measurements = Measurements.from_provider(data.get("detect_result"))
     return CheckResult(
         passed=data["pass"],
         reasons=reasons,
-        measurements=Measurements.from_provider(data.get("detect_result")),
+        measurements=measurements,
+        outcomes=evaluate(measurements),
         provider=provider,
-        charged=charged,
-        task_no=task_no,
+        usage=answer.usage,
     )
 
 
-def build_check_form(
-    image: PreparedImage, app_id: str, app_secret: str, timestamp_ms: int
-) -> aiohttp.FormData:
-    """Multipart form: signed credentials and the photo as ``file``, the preferred field."""
-    form = aiohttp.FormData()
-    form.add_field("appId", app_id)
-    form.add_field("timestamp", str(timestamp_ms))
-    form.add_field("sign", jumdata_sign(app_id, app_secret, timestamp_ms))
-    form.add_field("file", image.data, filename=image.file_name, content_type=image.mime_type)
-    return form
+def signed_form(
+    app_id: str, app_secret: str, timestamp_ms: int, image: PreparedImage, **fields: str
+) -> tuple[bytes, dict[str, str]]:
+    """Multipart form: signed credentials, the photo as ``file`` (the preferred field), and
+    the endpoint's own ``fields``."""
+    credentials = {
+        "appId": app_id,
+        "timestamp": str(timestamp_ms),
+        "sign": jumdata_sign(app_id, app_secret, timestamp_ms),
+    }
+    return multipart_form(
+        {**credentials, **fields}, "file", image.file_name, image.mime_type, image.data
+    )
 
 
-class JumdataClient:
+class JumdataClient(CloudClient):
     """What every jumdata endpoint shares: the credentials, the clock, the session."""
 
     name = "jumdata"
-    available = True
     path = ""
 
     def __init__(
@@ -193,31 +205,26 @@ class JumdataClient:
         clock: Callable[[], float] = time.time,
         transport: HttpTransport | None = None,
     ) -> None:
-        """``transport``: the session shared with the other jumdata client, if any."""
+        super().__init__(timeout, transport=transport)
         self._app_id = app_id
         self._app_secret = app_secret
         self._url = base_url.rstrip("/") + self.path
         self._clock = clock
-        self._http = transport or HttpTransport(self.name, timeout)
 
-    def _timestamp_ms(self) -> int:
-        return int(self._clock() * 1000)
+    def _request(self, image: PreparedImage, **fields: str) -> HttpRequest:
+        """Signed afresh on every attempt: a retry after 610 needs a new timestamp."""
+        timestamp_ms = int(self._clock() * 1000)
+        body, headers = signed_form(self._app_id, self._app_secret, timestamp_ms, image, **fields)
+        return HttpRequest(self._url, body, headers)
 
-    async def close(self) -> None:
-        await self._http.close()
 
-
-class JumdataChecker(JumdataClient):
-    """The jumdata ID-photo check with bounded retries on faults that are safe to repeat."""
+class JumdataChecker(JumdataClient, Checker):
+    """The jumdata ID-photo check."""
 
     path = CHECK_PATH
     limits: ImageLimits = CHECK_LIMITS_JUMDATA
 
     async def check(self, image: PreparedImage) -> CheckResult:
-        async def attempt() -> CheckResult:
-            # Signed afresh on every attempt: a retry after 610 needs a new timestamp.
-            form = build_check_form(image, self._app_id, self._app_secret, self._timestamp_ms())
-            reply = await self._http.post(self._url, data=form)
-            return parse_check_answer(self.name, reply)
-
-        return await with_retries(self.name, "check", attempt)
+        return await self.call(
+            "check", lambda: self._request(image), lambda r: parse_check_answer(self.name, r)
+        )

@@ -1,4 +1,4 @@
-"""jumdata (聚美智数) face detection, ``POST {JUMDATA_URL}/face/detect`` (seed 003).
+"""jumdata (聚美智数) face detection, ``POST {JUMDATA_URL}/face/detect`` (人脸检测).
 
 Same vendor, credentials and signature as the ID-photo check
 (``services.providers.jumdata``), so its code table and ``error_for_code`` are reused:
@@ -6,13 +6,13 @@ detect documents 200, 201, 400, 404, 500, 601-610 and 999 with the check's meani
 except 201 (图片中没有人脸, ``jumdata.detect_no_face``) and the photo-related 400,
 whose limits differ from the check's (``jumdata.detect_bad_request``).
 
-Image limits (seed 003): PNG/JPG/BMP, at most 8 MB, "分辨率应小于1920*1080". The
+Image limits: PNG/JPG/BMP, at most 8 MB, "分辨率应小于1920*1080". The
 resolution rule bounds the long side by 1920 *and* the short side by 1080, in either
 orientation. ``ImageLimits`` has one ``max_side``, so ``detect_limits_for(width,
 height)`` picks the ``max_side`` that makes ``prepare_image``'s proportional fit also
 bring the short side to 1080: inspect the photo, then prepare it with
 ``detect_limits_for(info.width, info.height)``. ``DETECT_LIMITS_JUMDATA`` alone is
-right only for photos whose short side is at most 1080 (``fit_detect_box``).
+right only for photos whose short side is at most 1080.
 """
 
 from __future__ import annotations
@@ -23,28 +23,25 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-import aiohttp
-
-from services.errors import ProviderError, ProviderInputError, ProviderUnavailableError
-from services.faces import (
+from services.errors import CodeInfo, ProviderError, ProviderInputError
+from services.i18n import N_
+from services.images import ImageInfo, ImageLimits, PreparedImage
+from services.models import (
     Box,
-    DetectResult,
     Emotion,
     Expression,
     Face,
     FaceQuality,
+    FacesResult,
     Gender,
     Glasses,
+    HeadPose,
     Point,
-    Usage,
 )
-from services.i18n import N_
-from services.images import ImageLimits, PreparedImage
-from services.models import HeadPose
-from services.providers.base import HttpReply, with_retries
-from services.providers.jumdata import CODES, JumdataClient, error_for_code
-from services.signing import jumdata_sign
-from services.values import integer, number
+from services.providers.base import Detector
+from services.providers.http import HttpReply
+from services.providers.jumdata import CODES, JumdataClient, error_for_code, read_answer
+from services.values import number
 
 __all__ = [
     "ATTRIBUTE_FIELDS",
@@ -55,11 +52,9 @@ __all__ = [
     "DETECT_PATH",
     "MAX_FACE_NUM",
     "JumdataDetector",
-    "build_detect_form",
     "detect_error_for_code",
     "detect_limits_for",
     "face_fields",
-    "fit_detect_box",
     "parse_detect",
     "parse_detect_face",
 ]
@@ -73,34 +68,27 @@ DETECT_MAX_SHORT_SIDE: Final = 1080
 MAX_FACE_NUM: Final = 120
 
 DETECT_LIMITS_JUMDATA = ImageLimits(
-    max_bytes=8 * 1024 * 1024 - 1,
+    max_bytes=8 * 1024 * 1024,  # "不超过8MB": at most 8 MB
     max_side=DETECT_MAX_LONG_SIDE,
     min_side=48,
     formats=frozenset({"JPEG", "PNG", "BMP"}),
 )
-"""Seed 003 for photos whose short side is at most 1080; see ``detect_limits_for``."""
+"""The documented limits for photos whose short side is at most 1080; see ``detect_limits_for``."""
 
 BASE_FIELDS: Final = ("landmark", "quality")
 """Always asked for: landmarks and quality belong to a detection."""
 ATTRIBUTE_FIELDS: Final = ("age", "gender", "expression", "glasses", "mask", "emotion")
 """Asked for only with ``attributes=True``."""
 
-_NO_FACE_CODE: Final = 201
-_BAD_REQUEST_CODE: Final = 400
-_DETECT_NO_FACE = N_("jumdata.detect_no_face")
-_DETECT_BAD_REQUEST = N_("jumdata.detect_bad_request")
-_MALFORMED = N_("provider.malformed")
-
-"""Detect's own message ids with their English sentences; shared codes use the check's."""
+# Detect's own meanings of two codes the check also has; every other code reads as the check's.
+DETECT_CODES: dict[int, CodeInfo] = {
+    201: CodeInfo(ProviderInputError, N_("jumdata.detect_no_face")),
+    # Not a credential problem: the photo is outside detect's limits.
+    400: CodeInfo(ProviderInputError, N_("jumdata.detect_bad_request")),
+}
 
 
 # ----------------------------------------------------------------------- limits
-
-
-def fit_detect_box(width: int, height: int) -> bool:
-    """True when a ``width`` x ``height`` photo fits 1920x1080 in either orientation."""
-    long_side, short_side = max(width, height), min(width, height)
-    return long_side <= DETECT_MAX_LONG_SIDE and short_side <= DETECT_MAX_SHORT_SIDE
 
 
 def detect_limits_for(width: int, height: int) -> ImageLimits:
@@ -122,26 +110,6 @@ def detect_limits_for(width: int, height: int) -> ImageLimits:
 def face_fields(attributes: bool) -> str:
     """The ``faceField`` value: landmarks and quality, plus the attributes when asked."""
     return ",".join(BASE_FIELDS + (ATTRIBUTE_FIELDS if attributes else ()))
-
-
-def build_detect_form(
-    image: PreparedImage,
-    app_id: str,
-    app_secret: str,
-    timestamp_ms: int,
-    *,
-    max_faces: int = MAX_FACE_NUM,
-    attributes: bool = False,
-) -> aiohttp.FormData:
-    """Multipart form: signed credentials, ``file``, ``faceField`` and ``maxFaceNum``."""
-    form = aiohttp.FormData()
-    form.add_field("appId", app_id)
-    form.add_field("timestamp", str(timestamp_ms))
-    form.add_field("sign", jumdata_sign(app_id, app_secret, timestamp_ms))
-    form.add_field("file", image.data, filename=image.file_name, content_type=image.mime_type)
-    form.add_field("faceField", face_fields(attributes))
-    form.add_field("maxFaceNum", str(min(max(1, int(max_faces)), MAX_FACE_NUM)))
-    return form
 
 
 # ----------------------------------------------------------------------- answers
@@ -212,27 +180,11 @@ def parse_detect_face(raw: Mapping[str, Any]) -> Face:
 
     Raises ``ValueError`` when ``location`` is missing or not numeric.
     """
-    location = raw.get("location")
-    if not isinstance(location, Mapping):
-        raise ValueError("face without location")
-    sides = [number(location.get(name)) for name in ("left", "top", "width", "height")]
-    if any(value is None for value in sides):
-        raise ValueError(f"location not numeric: {location!r}")
-    left, top, width, height = (float(value) for value in sides)  # type: ignore[arg-type]
-
-    pose = None
-    angle = raw.get("angle")
-    if isinstance(angle, Mapping):
-        angles = [number(angle.get(name)) for name in ("yaw", "pitch", "roll")]
-        if all(value is not None for value in angles):
-            yaw, pitch, roll = (float(value) for value in angles)  # type: ignore[arg-type]
-            pose = HeadPose(yaw=yaw, pitch=pitch, roll=roll)
-
     landmarks = _points(raw.get("landmark72")) or _points(raw.get("landmark"))
     return Face(
-        box=Box(left=left, top=top, width=width, height=height),
+        box=Box.read(raw.get("location")),
         probability=number(raw.get("face_probability")),
-        pose=pose,
+        pose=HeadPose.read(raw.get("angle")),
         landmarks=landmarks,
         quality=_quality(raw.get("quality")),
         age=number(raw.get("age")),
@@ -248,59 +200,24 @@ def detect_error_for_code(
     provider: str, code: int, msg: str | None, *, charged: bool, task_no: str | None
 ) -> ProviderError:
     """The check's ``error_for_code`` with detect's own 201 and photo-related 400."""
-    if code == _NO_FACE_CODE:
-        return ProviderInputError(
-            provider,
-            code=code,
-            provider_msg=msg,
-            message_id=_DETECT_NO_FACE,
-            charged=charged,
-            task_no=task_no,
-        )
     error = error_for_code(provider, code, msg, charged=charged, task_no=task_no)
-    if code == _BAD_REQUEST_CODE and error.message_id == CODES[_BAD_REQUEST_CODE].message_id:
-        error.message_id = _DETECT_BAD_REQUEST  # not a credential problem: the photo's limits
+    own = DETECT_CODES.get(code)
+    if own is not None and error.message_id == CODES[code].message_id:
+        return own.error(provider, code, msg=msg, usage=error.usage)
     return error
 
 
-def parse_detect(reply: HttpReply, *, provider: str = PROVIDER) -> DetectResult:
-    """A ``/face/detect`` answer as a ``DetectResult``, or the matching ``ProviderError``."""
-    body = reply.json()
-    if not isinstance(body, Mapping):
-        raise ProviderUnavailableError(
-            provider,
-            code=f"http_{reply.status}" if reply.status != 200 else "malformed",
-            message_id=_MALFORMED if reply.status == 200 else None,
-            retry_safe=reply.status in (502, 503, 504),
-        )
-    code = integer(body.get("code"))
-    msg = body.get("msg") if isinstance(body.get("msg"), str) else None
-    task_no = str(body["taskNo"]) if body.get("taskNo") is not None else None
-    usage = Usage(charged=body.get("charge") is True, task_no=task_no)
-
-    def malformed() -> ProviderUnavailableError:
-        return ProviderUnavailableError(
-            provider,
-            code="malformed",
-            provider_msg=msg,
-            message_id=_MALFORMED,
-            charged=usage.charged,
-            task_no=task_no,
-        )
-
-    if code is None:
-        raise malformed()
-    if code != 200:
-        log.info("%s detect answered code %s: %s (task %s)", provider, code, msg, task_no)
-        raise detect_error_for_code(provider, code, msg, charged=usage.charged, task_no=task_no)
-    data = body.get("data")
+def parse_detect(reply: HttpReply, *, provider: str = PROVIDER) -> FacesResult:
+    """A ``/face/detect`` answer as a ``FacesResult``, or the matching ``ProviderError``."""
+    answer = read_answer(provider, reply, errors=detect_error_for_code)
+    data = answer.data
     if not isinstance(data, Mapping):
-        raise malformed()
+        raise answer.malformed()
     face_list = data.get("faceList")
     if face_list is None:
         face_list = []
     if not isinstance(face_list, list):
-        raise malformed()
+        raise answer.malformed()
     faces = []
     for index, raw in enumerate(face_list):
         try:
@@ -309,39 +226,33 @@ def parse_detect(reply: HttpReply, *, provider: str = PROVIDER) -> DetectResult:
             faces.append(parse_detect_face(raw))
         except ValueError as error:
             log.warning("%s: unreadable faceList[%d]: %s", provider, index, error)
-            raise malformed() from None
-    return DetectResult(faces=tuple(faces), provider=provider, usage=usage)
+            raise answer.malformed() from None
+    return FacesResult(faces=tuple(faces), provider=provider, usage=answer.usage)
 
 
 # ----------------------------------------------------------------------- client
 
 
-class JumdataDetector(JumdataClient):
-    """jumdata face detection with the check's retry policy (a fresh signature per attempt)."""
+class JumdataDetector(JumdataClient, Detector):
+    """jumdata face detection, signed like the check."""
 
     path = DETECT_PATH
     limits: ImageLimits = DETECT_LIMITS_JUMDATA
 
-    def limits_for(self, width: int, height: int) -> ImageLimits:
-        """``detect_limits_for``: the limits for a photo of this size."""
-        return detect_limits_for(width, height)
+    def limits_for(self, info: ImageInfo) -> ImageLimits:
+        return detect_limits_for(info.width, info.height)
 
     async def detect(
         self, image: PreparedImage, *, max_faces: int = MAX_FACE_NUM, attributes: bool = False
-    ) -> DetectResult:
+    ) -> FacesResult:
         """``max_faces`` is clamped to [1, 120]; ``attributes`` adds age, gender,
         expression, glasses, mask and emotion to the landmarks and quality."""
-
-        async def attempt() -> DetectResult:
-            form = build_detect_form(
-                image,
-                self._app_id,
-                self._app_secret,
-                self._timestamp_ms(),
-                max_faces=max_faces,
-                attributes=attributes,
-            )
-            reply = await self._http.post(self._url, data=form)
-            return parse_detect(reply, provider=self.name)
-
-        return await with_retries(self.name, "detect", attempt)
+        fields = {
+            "faceField": face_fields(attributes),
+            "maxFaceNum": str(min(max(1, int(max_faces)), MAX_FACE_NUM)),
+        }
+        return await self.call(
+            "detect",
+            lambda: self._request(image, **fields),
+            lambda reply: parse_detect(reply, provider=self.name),
+        )

@@ -32,24 +32,24 @@ from typing import Final
 
 from services.config import ServiceSettings
 from services.errors import ImageError, ImageProblem, ProviderInputError
-from services.faces import (
-    AnalyzeResult,
-    CompareResult,
-    CompareThresholds,
-    DetectResult,
-    Usage,
-)
 from services.i18n import N_
 from services.images import ACCEPTED_FORMATS, MAX_DOWNLOAD_BYTES, ImageLimits, PreparedImage
-from services.local import measure
-from services.local.engine import EngineConfig, ModelsMissing, model_files
+from services.local import NAME, measure
 from services.local.pool import EnginePool
-from services.models import CheckResult, Reason
+from services.local.vision import EngineConfig, ModelsMissing, model_files
+from services.models import (
+    CheckResult,
+    CompareResult,
+    CompareThresholds,
+    FacesResult,
+    Reason,
+    Usage,
+)
+from services.providers.base import Analyzer, Checker, Comparer, Detector
 from services.rules import Side, evaluate
 
 log = logging.getLogger(__name__)
 
-NAME: Final = "local"
 
 # Photos are decoded here, so the engine takes whatever the pipeline accepts, as it
 # is: the original bytes keep their DPI, format and size for the check's file fields.
@@ -72,10 +72,15 @@ SEVERAL_FACES_TEXT: Final = "照片中有多张人脸"
 _USAGE: Final = Usage(charged=False)
 
 
-class LocalEngine:
-    """Check, compare, detect and analyze with dlib's models in local worker processes."""
+class LocalProvider(Checker, Comparer, Detector, Analyzer):
+    """Check, compare, detect and analyze with dlib's models in local worker processes.
+
+    Not billable: no operator pays for its calls, though they count against the users'
+    allowances like any other.
+    """
 
     name = NAME
+    billable = False
 
     def __init__(
         self,
@@ -103,7 +108,7 @@ class LocalEngine:
         )
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> LocalEngine:
+    def from_settings(cls, settings: ServiceSettings) -> LocalProvider:
         return cls(
             landmarks=settings.local_landmarks,
             workers=settings.local_workers,
@@ -116,16 +121,9 @@ class LocalEngine:
         return self.unavailable_reason is None
 
     @property
-    def pool(self) -> EnginePool:
-        return self._pool
-
-    @property
     def not_checked(self) -> tuple[str, ...]:
         """The documented check fields these models cannot measure."""
         return measure.not_checked(self.config.landmarks)
-
-    def limits_for(self, width: int, height: int) -> ImageLimits:
-        return self.limits
 
     async def start(self) -> None:
         """Spawn the workers and load their models now, so the first user does not wait."""
@@ -163,18 +161,18 @@ class LocalEngine:
         )
 
     async def detect(
-        self, image: PreparedImage, *, max_faces: int = 120, attributes: bool = False
-    ) -> DetectResult:
+        self, image: PreparedImage, *, max_faces: int, attributes: bool
+    ) -> FacesResult:
         photo = await self._pool.run(
             measure.read_faces, self.config, image.data, max_faces, attributes
         )
         _raise_for(photo.problem, N_("local.no_face"))
-        return DetectResult(faces=photo.faces, provider=NAME, usage=_USAGE)
+        return FacesResult(faces=photo.faces, provider=NAME, usage=_USAGE)
 
-    async def analyze(self, image: PreparedImage, *, max_faces: int = 5) -> AnalyzeResult:
+    async def analyze(self, image: PreparedImage, *, max_faces: int) -> FacesResult:
         photo = await self._pool.run(measure.read_faces, self.config, image.data, max_faces, True)
         _raise_for(photo.problem, N_("local.no_face"))
-        return AnalyzeResult(faces=photo.faces, provider=NAME, usage=_USAGE)
+        return FacesResult(faces=photo.faces, provider=NAME, usage=_USAGE, demographics=False)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -200,7 +198,8 @@ def check_result(output: measure.CheckOutput, not_checked: tuple[str, ...]) -> C
                 rule_field="face_num",
             )
         )
-    for outcome in evaluate(measurements).values():
+    outcomes = evaluate(measurements)
+    for outcome in outcomes.values():
         if outcome.broken is None:
             continue
         rule = outcome.rule
@@ -219,8 +218,9 @@ def check_result(output: measure.CheckOutput, not_checked: tuple[str, ...]) -> C
         passed=not reasons,
         reasons=tuple(reasons),
         measurements=measurements,
+        outcomes=outcomes,
         provider=NAME,
-        charged=False,
+        usage=_USAGE,
         not_checked=not_checked + missing,
     )
 

@@ -15,7 +15,7 @@ import pytest
 
 from bot.app import create_bot, create_dispatcher, create_storage
 from bot.config import Settings
-from services.facecheck import Services
+from services.wiring import Services
 from tests.fakes.huawei import FakeHuaweiCheck
 from tests.fakes.jumdata import FakeJumdata
 from tests.fakes.telegram import FakeTelegram

@@ -4,7 +4,8 @@ Written separately from ``services/signing.py`` and deliberately not importing i
 the fakes must recompute signatures the way a gateway does (from what arrived on
 the wire and what the ``Authorization`` header claims), so a bug in the client
 signer shows up as a refused request instead of being mirrored by the fake.
-Sources for each rule: the shared ``docs/provider-protocols.md``.
+Sources for each rule: the vendors' published signing documents (Huawei APIG App
+authentication, JD Cloud ``JDCLOUD2-HMAC-SHA256``, jumdata's ``sign``).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def apig_verify(
     """Check APIG App authentication on a received request.
 
     ``raw_target`` is the request target as sent (path and raw query). Mirrors the
-    gateway's documented refusals (protocols doc 2.2): empty Access, unknown app,
+    gateway's documented refusals: empty Access, unknown app,
     ``x-sdk-date`` more than 15 minutes off, otherwise a signature mismatch. ``host``
     must be among the signed headers. ``x-sdk-content-sha256`` stands in for the body
     hash; unless it is ``UNSIGNED-PAYLOAD`` it must match the body that arrived.

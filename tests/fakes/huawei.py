@@ -1,8 +1,8 @@
 """Fake Huawei Cloud marketplace ID-photo check behind APIG App authentication.
 
 The product (seed 000) is jumdata's ID-photo check resold through Huawei's API
-gateway: the gateway verifies ``SDK-HMAC-SHA256`` (protocols doc 2.1) and refuses
-with HTTP 401 ``APIG.0303`` (2.2) before the service sees anything; the service
+gateway: the gateway verifies ``SDK-HMAC-SHA256`` and refuses
+with HTTP 401 ``APIG.0303`` before the service sees anything; the service
 reads ``base64`` (priority) or ``url`` from a form body and answers like jumdata's
 check but without ``charge`` (codes 200, 201-210, 400, 500, 501, 999).
 

@@ -1,7 +1,7 @@
 """Fake JD Cloud NeuHub (``aiapi.jdcloud.com``) for ``faceCompareV1`` and ``facePropV1``.
 
 Serves both endpoints over real HTTP the way the documented service does (seeds 002
-and 004, ``docs/provider-protocols.md`` section 1):
+and 004, and JD Cloud's signing and gateway documents):
 
 * an API gateway in front verifies ``JDCLOUD2-HMAC-SHA256`` with
   ``tests/fakes/_sigcheck.jdcloud2_verify`` (independent of ``services/signing.py``)

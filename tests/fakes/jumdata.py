@@ -5,8 +5,8 @@ real HTTP, checking requests the way the service does (form fields only, appId,
 sign = sha256(appId + appSecret + timestamp), a 5-minute timestamp window) and
 answering with the documented shapes and codes. Measurable fields are measured
 from the uploaded file so the bot's display of them can be tested; the rest come
-from a scriptable profile. Rules marked "assumed" in the protocols doc (section 3)
-are implemented as stated there.
+from a scriptable profile. The refusals the seeds do not spell out (the wording of
+an auth failure) are assumed forms, kept in one place below.
 
 The module also holds the pieces the Huawei marketplace fake reuses: that product
 is the same check resold through Huawei's API gateway.
@@ -658,7 +658,7 @@ class FakeJumdata(_FakeProvider):
     """Fake ``api.jumdata.com`` for ``/id-phote/check`` and ``/face/detect``.
 
     Usage: ``async with FakeJumdata() as fake: url = fake.base_url + CHECK_PATH``.
-    Auth refusals (assumed forms, protocols doc 3): missing field -> 400
+    Auth refusals (assumed forms): missing field -> 400
     "<name>不能为空", unknown appId -> 400 "appId不存在", bad sign -> 400 "签名错误",
     timestamp more than 5 minutes off -> 610 "请求超时". Every JSON answer is HTTP 200.
     """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,13 +18,15 @@ from services.budget import (
     next_provider_midnight,
 )
 from services.errors import (
-    ProviderBudgetError,
-    ProviderInputError,
+    CodeInfo,
+    ProviderError,
     ProviderRateLimitError,
     ProviderUnavailableError,
     ServiceError,
 )
-from services.faces import Usage
+from services.models import Usage
+from services.providers.jdcloud import BUSINESS_CODES, SYSTEM_CODES
+from services.providers.jumdata import CODES
 from services.storage.db import Database
 
 if TYPE_CHECKING:
@@ -38,6 +41,13 @@ SHANGHAI_MIDNIGHT = datetime(2025, 3, 10, 16, 0, tzinfo=UTC)
 
 def budgets(database: Database, clock: FakeClock, reserve: int = 0) -> ProviderBudgets:
     return ProviderBudgets(database, reserve=reserve, clock=clock)
+
+
+def vendor_error(provider: str, code: int | str, usage: Usage | None = None) -> ProviderError:
+    """The error a provider's client raises for ``code``, read from the vendor's code table."""
+    table: Mapping[int, CodeInfo] | Mapping[str, CodeInfo]
+    table = SYSTEM_CODES if provider == "jdcloud" else CODES
+    return table[code].error(provider, code, usage=usage)  # type: ignore[index]
 
 
 def jd(remain: int | None = None, times: int | None = None, seconds: int | None = None) -> Usage:
@@ -127,7 +137,7 @@ async def test_jumdata_603_spends_the_provider_until_an_operator_clears_it(
     database: Database, clock: FakeClock, provider: str
 ) -> None:
     book = budgets(database, clock)
-    await book.after_error(ProviderBudgetError(provider, code=603, provider_msg="余额不足"))
+    await book.after_error(vendor_error(provider, 603))
     for admin in (False, True):
         with pytest.raises(ProviderSpent) as refused:
             await book.before_call(provider, admin=admin)
@@ -150,21 +160,19 @@ async def test_jd_10010_needs_the_operator_and_10040_waits_for_the_reset(
     database: Database, clock: FakeClock
 ) -> None:
     book = budgets(database, clock)
-    await book.after_error(ProviderBudgetError("jdcloud", code="10040"))
+    await book.after_error(vendor_error("jdcloud", "10040"))
     with pytest.raises(ProviderSpent) as refused:
         await book.before_call("jdcloud", admin=True)
     assert refused.value.resets_at == SHANGHAI_MIDNIGHT
     clock.set(SHANGHAI_MIDNIGHT + timedelta(seconds=1))
     await book.before_call("jdcloud", admin=False)
 
-    error = ProviderBudgetError("jdcloud", code="10040")
-    error.values.update(remain=0, remain_seconds=3600)
-    await book.after_error(error)
+    await book.after_error(vendor_error("jdcloud", "10040", jd(remain=0, seconds=3600)))
     with pytest.raises(ProviderSpent) as refused:
         await book.before_call("jdcloud", admin=False)
     assert refused.value.resets_at == clock() + timedelta(hours=1)
 
-    await book.after_error(ProviderBudgetError("jdcloud", code="10010"))
+    await book.after_error(vendor_error("jdcloud", "10010"))
     clock.advance(days=2)
     with pytest.raises(ProviderSpent) as refused:
         await book.before_call("jdcloud", admin=False)
@@ -181,7 +189,7 @@ async def test_rate_limits_back_the_provider_off(
     database: Database, clock: FakeClock, provider: str, code: int | str, seconds: int
 ) -> None:
     book = budgets(database, clock)
-    await book.after_error(ProviderRateLimitError(provider, code=code))
+    await book.after_error(vendor_error(provider, code))
     until = clock() + timedelta(seconds=seconds)
     for admin in (False, True):
         with pytest.raises(ProviderBackingOff) as refused:
@@ -201,9 +209,9 @@ async def test_a_back_off_is_never_shortened_and_honours_retry_after(
 ) -> None:
     book = budgets(database, clock)
     start = clock()
-    await book.after_error(ProviderRateLimitError("jumdata", code=606))
+    await book.after_error(vendor_error("jumdata", 606))
     clock.advance(seconds=5)
-    await book.after_error(ProviderRateLimitError("jumdata", code=609))
+    await book.after_error(vendor_error("jumdata", 609))
     with pytest.raises(ProviderBackingOff) as refused:
         await book.before_call("jumdata", admin=False)
     assert refused.value.until == start + timedelta(seconds=60)
@@ -216,13 +224,13 @@ async def test_a_back_off_is_never_shortened_and_honours_retry_after(
 
 async def test_other_errors_leave_the_budget_alone(database: Database, clock: FakeClock) -> None:
     book = budgets(database, clock)
-    await book.after_error(ProviderInputError("jumdata", code=205))
-    await book.after_error(ProviderUnavailableError("jumdata", code=500))
+    await book.after_error(vendor_error("jumdata", 205))
+    await book.after_error(vendor_error("jumdata", 500))
+    await book.after_error(ProviderUnavailableError("jumdata", code="timeout"))
     assert await book.status() == []
     # ...except for the figures a JD error carries.
-    error = ProviderInputError("jdcloud", code=10, charged=True)
-    error.values.update(remain=41, remain_times=1000)
-    await book.after_error(error)
+    usage = Usage(charged=True, remain=41, remain_times=1000)
+    await book.after_error(BUSINESS_CODES[10].error("jdcloud", 10, usage=usage))
     (status,) = await book.status()
     assert (status.remain, status.remain_times) == (41, 1000)
 
@@ -259,9 +267,7 @@ async def test_several_processes_keep_the_smallest_figure_and_the_longest_back_o
                 for i, r in enumerate(remains)
             )
         )
-        errors = [ProviderRateLimitError("jumdata", code=609)] * 20 + [
-            ProviderRateLimitError("jumdata", code=606)
-        ]
+        errors = [vendor_error("jumdata", 609)] * 20 + [vendor_error("jumdata", 606)]
         await asyncio.gather(*(books[i % 3].after_error(e) for i, e in enumerate(errors)))
         status = {s.provider: s for s in await books[1].status()}
         assert (status["jdcloud"].remain, status["jdcloud"].remain_times) == (1, 1001)

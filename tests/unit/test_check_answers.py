@@ -14,7 +14,7 @@ from services.errors import (
     ProviderUnavailableError,
 )
 from services.models import HeadPose
-from services.providers.base import HttpReply
+from services.providers.http import HttpReply
 from services.providers.huawei import gateway_error
 from services.providers.jumdata import CODES, parse_check_answer
 from services.rules import Side, classify_reason, evaluate
@@ -42,8 +42,8 @@ def reply(body: object, status: int = 200) -> HttpReply:
 def test_seed_answer_parses_with_units() -> None:
     result = parse_check_answer("jumdata", reply(SEED_ANSWER))
     assert result.passed is False
-    assert result.charged is True
-    assert result.task_no == "090009626222013261395536"
+    assert result.usage.charged is True
+    assert result.usage.task_no == "090009626222013261395536"
     m = result.measurements
     assert m.size_pix == (600, 800) and m.dpi == (300.0, 300.0) and m.size_mm == (51.0, 68.0)
     assert m.file_size == 210867 and m.photo_format == "jpg" and m.color_channels == 3
@@ -166,7 +166,7 @@ def test_charged_answer_with_broken_data_keeps_the_charge() -> None:
 
 def test_huawei_answer_without_charge_field_counts_code_200_as_charged() -> None:
     body = {k: v for k, v in SEED_ANSWER.items() if k != "charge"}
-    assert parse_check_answer("huawei", reply(body), charge_field=False).charged is True
+    assert parse_check_answer("huawei", reply(body), charge_field=False).usage.charged is True
 
 
 def test_malformed_fields_do_not_sink_the_answer() -> None:
@@ -182,7 +182,7 @@ def test_malformed_fields_do_not_sink_the_answer() -> None:
     )
     m = parse_check_answer("jumdata", reply(body)).measurements
     assert m.size_pix is None and m.head_pose is None and m.dpi is None
-    assert m.face_blur == 95.5 and m.extra == {"new_field": 1}
+    assert m.face_blur == 95.5
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,9 @@ from services.errors import (
     ProviderRateLimitError,
     ProviderUnavailableError,
 )
-from services.faces import Emotion, Gender, Glasses, Race, Usage
 from services.images import ImageInfo, PreparedImage, prepare_image
-from services.providers.base import HttpReply
+from services.models import Emotion, Gender, Glasses, Race, Usage
+from services.providers.http import HttpReply
 from services.providers.jdcloud import (
     JDCLOUD_LIMITS,
     JdCloudClient,
@@ -232,7 +232,7 @@ def test_unreadable_score_is_malformed_and_keeps_charge() -> None:
     assert isinstance(error, ProviderUnavailableError)
     assert error.message_id == "provider.malformed"
     assert error.charged is True
-    assert error.values["remain"] == 998
+    assert error.usage.remain == 998
 
 
 def test_face_without_box_is_malformed() -> None:
@@ -354,11 +354,9 @@ def test_system_codes(code: str, parse: Any) -> None:
     assert error.code == code and error.provider_msg == "系统提示"
     assert error.charged is False and error.provider == "jdcloud"
     expected_remain = 0 if code == "10040" else 42
-    assert error.values == {
-        "remain": expected_remain,
-        "remain_times": expected_remain,
-        "remain_seconds": -1,
-    }
+    assert error.usage == Usage(
+        charged=False, remain=expected_remain, remain_times=expected_remain, remain_seconds=-1
+    )
 
 
 def test_system_code_as_number_is_read() -> None:
@@ -377,7 +375,7 @@ def test_business_codes(code: int, parse: Any) -> None:
     assert error.code == code
     assert error.provider_msg == BUSINESS_MESSAGES.get(code, "?")
     assert error.charged is False
-    assert error.values["remain"] == 996 and error.values["remain_seconds"] == -1
+    assert error.usage.remain == 996 and error.usage.remain_seconds == -1
 
 
 def test_every_code_has_its_own_message_id() -> None:
@@ -566,7 +564,6 @@ async def test_client_compare_succeeds_and_remain_counts_down(
     second = await client.compare(photo, photo)
     assert second.score == 0.65  # the fake's default
     assert second.usage.remain == 998 and fake.remain == 998 and fake.charged == 2
-    assert client.last_usage == second.usage
 
     (first_request, second_request) = fake.received(COMPARE_PATH)
     assert first_request.auth_ok and second_request.auth_ok
@@ -659,8 +656,7 @@ async def test_client_budget_used_up_is_budget_error(photo: PreparedImage) -> No
     error = caught.value
     assert error.message_id == "jdcloud.daily_limit" and error.code == "10040"
     assert error.charged is False
-    assert error.values == {"remain": 0, "remain_times": 0, "remain_seconds": -1}
-    assert client.last_usage == Usage(charged=False, remain=0, remain_times=0, remain_seconds=-1)
+    assert error.usage == Usage(charged=False, remain=0, remain_times=0, remain_seconds=-1)
     assert server.charged == 1
     assert server.requests[-1].answer == {
         "code": "10040",
@@ -772,7 +768,7 @@ async def test_client_compare_no_face_names_the_photo(
         await client.compare(photo, photo)
     error = caught.value
     assert error.message_id == message_id and error.code == 10
-    assert error.charged is False and error.values["remain"] == 1000
+    assert error.charged is False and error.usage.remain == 1000
     assert fake.remain == 1000 and fake.charged == 0
 
 

@@ -20,19 +20,19 @@ from services.errors import (
     ProviderRateLimitError,
     ProviderUnavailableError,
 )
-from services.faces import Emotion, Expression, Gender, Glasses, Point, Usage
 from services.images import prepare_image
-from services.providers.base import HttpReply
+from services.models import Emotion, Expression, Gender, Glasses, Point, Usage
+from services.providers.http import HttpReply
 from services.providers.jumdata_detect import (
     DETECT_LIMITS_JUMDATA,
     JumdataDetector,
     detect_limits_for,
     face_fields,
-    fit_detect_box,
     parse_detect,
 )
 from tests.conftest import portrait_jpeg
 from tests.fakes.jumdata import DETECT_PATH, SEED_FACE, FakeJumdata
+from tests.unit.test_documented_numbers import fit_detect_box
 
 SEED_003: dict[str, Any] = {
     "code": 200,
@@ -216,7 +216,7 @@ def test_fit_detect_box(size: tuple[int, int], fits: bool) -> None:
 def test_detect_limits_for(size: tuple[int, int], max_side: int) -> None:
     limits = detect_limits_for(*size)
     assert limits.max_side == max_side
-    assert limits.max_bytes == DETECT_LIMITS_JUMDATA.max_bytes == 8 * 1024 * 1024 - 1
+    assert limits.max_bytes == DETECT_LIMITS_JUMDATA.max_bytes == 8 * 1024 * 1024
     assert limits.min_side == 48 and limits.formats == DETECT_LIMITS_JUMDATA.formats
 
 

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from services.errors import ServiceError
+from services.ledger import CallCount, Ledger, QuotaExceeded, Reservation
 from services.models import Operation
-from services.quota import CallCount, Ledger, QuotaExceeded, Reservation
 from services.storage.db import Database
 from services.storage.prefs import DbPreferences
 from services.storage.tables import QuotaCounter, UsageRecord, User
@@ -140,7 +140,7 @@ async def test_not_charged_answers_free_their_units_under_concurrency(
 CHILD = """
 import asyncio, json, os, sys
 from services.models import Operation
-from services.quota import Ledger, QuotaExceeded
+from services.ledger import Ledger, QuotaExceeded
 from services.storage.db import open_database
 
 async def main(calls: int) -> None:
@@ -380,13 +380,13 @@ def test_quota_exceeded_is_a_service_error_with_its_values() -> None:
     assert error.values == {"operation": Operation.COMPARE, "limit": 5, "resets_at": resets}
 
 
-async def test_the_engine_that_answered_is_recorded(database: Database) -> None:
+async def test_the_provider_that_was_reserved_for_is_recorded(database: Database) -> None:
     book = ledger(database)
     reservation = await book.reserve(USER, Operation.CHECK, "jumdata", admin=False)
     assert isinstance(reservation, Reservation)
-    await book.commit(reservation, charged=True, provider="local", latency_ms=12)
+    await book.commit(reservation, charged=True, latency_ms=12)
     stats = await book.stats()
-    assert stats.calls == {(Operation.CHECK, "local"): CallCount(1, 1)}
+    assert stats.calls == {(Operation.CHECK, "jumdata"): CallCount(1, 1)}
 
 
 # ------------------------------------------------------------------ forget, stats, prefs

@@ -21,15 +21,14 @@ import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 
 from services.errors import ProviderInputError, ProviderRateLimitError, ProviderUnavailableError
-from services.faces import Expression, Verdict
-from services.images import Change, prepare_image
-from services.local import engine, measure
+from services.images import Change, inspect_image, prepare_image
+from services.local import measure, vision
 from services.local.pool import EnginePool
-from services.models import CheckResult
+from services.models import CheckResult, Expression, Verdict
 from services.providers.local import (
     LOCAL_LIMITS,
     LOCAL_THRESHOLDS,
-    LocalEngine,
+    LocalProvider,
     check_result,
     score_of,
 )
@@ -41,8 +40,8 @@ from tests.local_photos import IdSpec, id_photo, jpeg  # noqa: E402
 
 pytest_plugins = ["tests.local_photos"]  # the photos and photo_bytes fixtures
 
-CONFIG = engine.EngineConfig()
-FIVE = engine.EngineConfig(landmarks=5)
+CONFIG = vision.EngineConfig()
+FIVE = vision.EngineConfig(landmarks=5)
 SAME_PERSON = ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg",
                "obama_partial_face2.jpg")  # fmt: skip
 PORTRAITS = ("biden.jpg", "obama3.jpg")  # closed mouth, open eyes: clean ID photos pass
@@ -52,24 +51,24 @@ PORTRAITS = ("biden.jpg", "obama3.jpg")  # closed mouth, open eyes: clean ID pho
 
 
 @pytest.fixture(scope="session")
-def models() -> engine.Models:
-    return engine.models_for(CONFIG)
+def models() -> vision.Models:
+    return vision.models_for(CONFIG)
 
 
 @pytest.fixture(scope="session")
-def landmarks(photos: dict[str, Path], models: engine.Models) -> dict[str, np.ndarray]:
+def landmarks(photos: dict[str, Path], models: vision.Models) -> dict[str, np.ndarray]:
     """The 68 landmarks of the largest face of every sample photo (full resolution)."""
     found: dict[str, np.ndarray] = {}
     for name, path in photos.items():
-        picture = engine.decode(path.read_bytes())
-        detection = engine.detect(models, picture)[0]
-        _, dense = engine.shapes(models, picture.full(), detection)
-        found[name] = engine.points(dense)
+        picture = vision.decode(path.read_bytes())
+        detection = vision.detect(models, picture)[0]
+        _, dense = vision.shapes(models, picture.full(), detection)
+        found[name] = vision.points(dense)
     return found
 
 
 @pytest.fixture(scope="session")
-def descriptors(photo_bytes: dict[str, bytes], models: engine.Models) -> dict[str, np.ndarray]:
+def descriptors(photo_bytes: dict[str, bytes], models: vision.Models) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, data in photo_bytes.items():
         described = measure.describe_photo(CONFIG, data)
@@ -83,7 +82,7 @@ def build(photos: dict[str, Path], landmarks: dict[str, np.ndarray], name: str, 
         return id_photo(portrait, landmarks[name], spec)
 
 
-def run_check(data: bytes, config: engine.EngineConfig = CONFIG) -> CheckResult:
+def run_check(data: bytes, config: vision.EngineConfig = CONFIG) -> CheckResult:
     """The check as the provider makes it, measured in this process."""
     image = prepare_image(data, LOCAL_LIMITS)
     output = measure.check_photo(config, image.data, image.original)
@@ -95,9 +94,9 @@ def ids(result: CheckResult) -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def local() -> LocalEngine:
+def local() -> LocalProvider:
     """The provider with two warm workers, shared by the tests that go through the pool."""
-    provider = LocalEngine(workers=2, queue_limit=8)
+    provider = LocalProvider(workers=2, queue_limit=8)
     asyncio.run(provider.start())
     yield provider
     asyncio.run(provider.close())
@@ -111,21 +110,21 @@ def no_face_jpeg() -> bytes:
 
 
 def test_models_are_found_without_importing_the_package() -> None:
-    folder = engine.models_folder()
+    folder = vision.models_folder()
     assert (folder / "dlib_face_recognition_resnet_model_v1.dat").is_file()
-    engine.model_files(engine.EngineConfig(landmarks=68, detector="cnn"))
+    vision.model_files(vision.EngineConfig(landmarks=68, detector="cnn"))
     assert "face_recognition_models" not in sys.modules
     assert "face_recognition" not in sys.modules
-    provider = LocalEngine()
+    provider = LocalProvider()
     assert provider.available and provider.name == "local"
-    assert provider.limits_for(4000, 3000) is provider.limits
+    assert provider.limits_for(inspect_image(jpeg(Image.new("RGB", (400, 300))))) is provider.limits
 
 
 def test_unavailable_without_the_model_package(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(engine, "MODEL_PACKAGE", "no_such_model_package_here")
-    provider = LocalEngine()
+    monkeypatch.setattr(vision, "MODEL_PACKAGE", "no_such_model_package_here")
+    provider = LocalProvider()
     assert not provider.available
     assert "not installed" in (provider.unavailable_reason or "")
     assert "local engine unavailable" in caplog.text
@@ -137,9 +136,9 @@ def test_settings_reach_the_engine() -> None:
     settings = ServiceSettings(
         _env_file=None, local_landmarks=5, local_workers=3, local_queue_limit=4
     )
-    provider = LocalEngine.from_settings(settings)
+    provider = LocalProvider.from_settings(settings)
     assert provider.config.landmarks == 5
-    assert provider.pool.workers == 3 and provider.pool.queue_limit == 4
+    assert provider._pool.workers == 3 and provider._pool.queue_limit == 4
     assert set(measure.NEEDS_68) <= set(provider.not_checked)
 
 
@@ -167,7 +166,7 @@ def test_thresholds_map_distance_to_score() -> None:
 def test_same_person_below_the_threshold(
     descriptors: dict[str, np.ndarray], pair: tuple[str, str]
 ) -> None:
-    distance = engine.distance(descriptors[pair[0]], descriptors[pair[1]])
+    distance = vision.distance(descriptors[pair[0]], descriptors[pair[1]])
     assert distance < 0.6
     assert LOCAL_THRESHOLDS.verdict(score_of(distance)) is not Verdict.DIFFERENT
 
@@ -176,16 +175,18 @@ def test_same_person_below_the_threshold(
 def test_different_people_above_the_threshold(
     descriptors: dict[str, np.ndarray], other: str
 ) -> None:
-    distance = engine.distance(descriptors["biden.jpg"], descriptors[other])
+    distance = vision.distance(descriptors["biden.jpg"], descriptors[other])
     assert distance > 0.6
     assert LOCAL_THRESHOLDS.verdict(score_of(distance)) is Verdict.DIFFERENT
 
 
 def test_png_copy_nearly_identical(descriptors: dict[str, np.ndarray]) -> None:
-    assert engine.distance(descriptors["32bit.png"], descriptors["obama2.jpg"]) < 0.1
+    assert vision.distance(descriptors["32bit.png"], descriptors["obama2.jpg"]) < 0.1
 
 
-async def test_compare_through_the_pool(local: LocalEngine, photo_bytes: dict[str, bytes]) -> None:
+async def test_compare_through_the_pool(
+    local: LocalProvider, photo_bytes: dict[str, bytes]
+) -> None:
     a = prepare_image(photo_bytes["obama.jpg"], local.limits)
     b = prepare_image(photo_bytes["obama2.jpg"], local.limits)
     c = prepare_image(photo_bytes["biden.jpg"], local.limits)
@@ -198,7 +199,7 @@ async def test_compare_through_the_pool(local: LocalEngine, photo_bytes: dict[st
     assert 300 < face.box.left + face.box.width / 2 < 620  # obama.jpg's face, in its pixels
 
 
-async def test_compare_without_a_face(local: LocalEngine, photo_bytes: dict[str, bytes]) -> None:
+async def test_compare_without_a_face(local: LocalProvider, photo_bytes: dict[str, bytes]) -> None:
     face = prepare_image(photo_bytes["biden.jpg"], local.limits)
     blank = prepare_image(no_face_jpeg(), local.limits)
     with pytest.raises(ProviderInputError) as first:
@@ -236,7 +237,7 @@ def test_clean_id_photo_passes(photos, landmarks, name: str, background: str) ->
     assert m.bf_similarity is not None and m.bf_similarity > 60  # dark suit on the background
     assert m.head_pose is not None and m.eyes_close >= 80 and m.mouth_close >= 60
     assert set(result.not_checked) >= {"glasses", "has_hat", "shoulder_equal"}
-    assert result.provider == "local" and not result.charged
+    assert result.provider == "local" and not result.usage.charged
 
 
 BROKEN = {
@@ -339,10 +340,10 @@ def test_exif_rotated_photo_is_measured_upright(photos, landmarks) -> None:
     assert result.measurements.file_size == len(buffer.getvalue())
 
 
-async def test_check_through_the_pool(local: LocalEngine, photos, landmarks) -> None:
+async def test_check_through_the_pool(local: LocalProvider, photos, landmarks) -> None:
     image = prepare_image(build(photos, landmarks, "biden.jpg", IdSpec()), local.limits)
     result = await local.check(image)
-    assert result.passed and result.provider == "local" and not result.charged
+    assert result.passed and result.provider == "local" and not result.usage.charged
     assert result.not_checked == measure.not_checked(68)
     with pytest.raises(ProviderInputError) as error:
         await local.check(prepare_image(no_face_jpeg(), local.limits))
@@ -438,14 +439,14 @@ def test_five_landmarks_report_the_68_only_fields_as_not_measured(photos, landma
 
 
 async def test_five_landmarks_through_the_pool(photos, landmarks) -> None:
-    provider = LocalEngine(landmarks=5, workers=1, queue_limit=2)
+    provider = LocalProvider(landmarks=5, workers=1, queue_limit=2)
     try:
         await provider.start()
         image = prepare_image(build(photos, landmarks, "obama.jpg", IdSpec()), provider.limits)
         result = await provider.check(image)
         assert result.measurements.head_pose is None and result.measurements.eyes_close is None
         assert set(measure.NEEDS_68) <= set(result.not_checked)
-        detected = await provider.detect(image)
+        detected = await provider.detect(image, max_faces=120, attributes=False)
         assert len(detected.faces[0].landmarks) == 5 and detected.faces[0].pose is None
     finally:
         await provider.close()
@@ -454,23 +455,29 @@ async def test_five_landmarks_through_the_pool(photos, landmarks) -> None:
 # --------------------------------------------------------------------------- detect, analyze
 
 
-async def test_detect_real_photos(local: LocalEngine, photo_bytes: dict[str, bytes]) -> None:
-    whole = await local.detect(prepare_image(photo_bytes["obama.jpg"], local.limits))
+async def test_detect_real_photos(local: LocalProvider, photo_bytes: dict[str, bytes]) -> None:
+    whole = await local.detect(
+        prepare_image(photo_bytes["obama.jpg"], local.limits), max_faces=120, attributes=False
+    )
     assert whole.provider == "local" and not whole.usage.charged
     (face,) = whole.faces
     assert len(face.landmarks) == 68 and face.pose is not None
     assert face.quality.completeness is True
     assert face.quality.blur < 0.3 and 60 < face.quality.illumination < 230
     assert face.smile is None  # attributes only when asked
-    cut = await local.detect(prepare_image(photo_bytes["obama_partial_face.jpg"], local.limits))
+    cut = await local.detect(
+        prepare_image(photo_bytes["obama_partial_face.jpg"], local.limits),
+        max_faces=120,
+        attributes=False,
+    )
     assert cut.faces[0].quality.completeness is False
     smiling = await local.detect(
-        prepare_image(photo_bytes["obama.jpg"], local.limits), attributes=True
+        prepare_image(photo_bytes["obama.jpg"], local.limits), max_faces=120, attributes=True
     )
     assert smiling.faces[0].expression in (Expression.SMILE, Expression.LAUGH)
 
 
-async def test_detect_a_group(local: LocalEngine, photo_bytes: dict[str, bytes]) -> None:
+async def test_detect_a_group(local: LocalProvider, photo_bytes: dict[str, bytes]) -> None:
     def photo(name: str) -> Image.Image:
         return Image.open(io.BytesIO(photo_bytes[name])).convert("RGB")
 
@@ -479,18 +486,22 @@ async def test_detect_a_group(local: LocalEngine, photo_bytes: dict[str, bytes])
     group.paste(photo("obama2.jpg").crop((0, 0, 620, 900)), (0, 0))
     group.paste(photo("biden.jpg").crop((250, 80, 870, 980)), (620, 0))
     group.paste(small, (1240, 100))
-    found = await local.detect(prepare_image(jpeg(group), local.limits))
+    found = await local.detect(
+        prepare_image(jpeg(group), local.limits), max_faces=120, attributes=False
+    )
     assert len(found.faces) == 3
     areas = [f.box.area for f in found.faces]
     assert areas == sorted(areas, reverse=True)
-    capped = await local.detect(prepare_image(jpeg(group), local.limits), max_faces=2)
+    capped = await local.detect(
+        prepare_image(jpeg(group), local.limits), max_faces=2, attributes=False
+    )
     assert len(capped.faces) == 2
 
 
-async def test_analyze(local: LocalEngine, photo_bytes: dict[str, bytes]) -> None:
+async def test_analyze(local: LocalProvider, photo_bytes: dict[str, bytes]) -> None:
     smiling, neutral = await asyncio.gather(
-        local.analyze(prepare_image(photo_bytes["obama.jpg"], local.limits)),
-        local.analyze(prepare_image(photo_bytes["biden.jpg"], local.limits)),
+        local.analyze(prepare_image(photo_bytes["obama.jpg"], local.limits), max_faces=10),
+        local.analyze(prepare_image(photo_bytes["biden.jpg"], local.limits), max_faces=10),
     )
     happy, calm = smiling.faces[0], neutral.faces[0]
     assert happy.smile > 70 and happy.expression in (Expression.SMILE, Expression.LAUGH)
@@ -500,10 +511,13 @@ async def test_analyze(local: LocalEngine, photo_bytes: dict[str, bytes]) -> Non
 
 
 @pytest.mark.parametrize("operation", ["detect", "analyze"])
-async def test_no_face_answer(local: LocalEngine, operation: str) -> None:
+async def test_no_face_answer(local: LocalProvider, operation: str) -> None:
     image = prepare_image(no_face_jpeg(), local.limits)
     with pytest.raises(ProviderInputError) as error:
-        await getattr(local, operation)(image)
+        if operation == "detect":
+            await local.detect(image, max_faces=120, attributes=False)
+        else:
+            await local.analyze(image, max_faces=10)
     assert error.value.message_id == "local.no_face"
 
 
@@ -554,16 +568,38 @@ async def test_close_does_not_hang_on_a_busy_worker() -> None:
 # --------------------------------------------------------------------------- head pose
 
 
+def rotation_vector(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of ``rotation_matrix`` (angles below 180 degrees)."""
+    cos = max(-1.0, min(1.0, (np.trace(matrix) - 1) / 2))
+    theta = math.acos(cos)
+    if theta < 1e-12:
+        return np.zeros(3)
+    axis = np.array(
+        [matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0], matrix[1, 0] - matrix[0, 1]]
+    )
+    return axis / (2 * math.sin(theta)) * theta
+
+
+def euler_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """The head rotation for angles in degrees, as ``vision.euler_angles`` reads them."""
+    a, b, c = (math.radians(v) for v in (-pitch, -yaw, roll))
+    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    matrix: np.ndarray = rz @ ry @ rx
+    return matrix
+
+
 def test_pnp_recovers_known_rotations() -> None:
     rng = np.random.default_rng(20)
     focal, centre = 1200.0, np.array([640.0, 480.0])
     worst = 0.0
     for _ in range(100):
         angles = (rng.uniform(-50, 50), rng.uniform(-35, 35), rng.uniform(-40, 40))
-        rvec = engine.rotation_vector(engine.euler_matrix(*angles))
+        rvec = rotation_vector(euler_matrix(*angles))
         tvec = np.array([rng.uniform(-200, 200), rng.uniform(-200, 200), rng.uniform(2e3, 6e3)])
-        image_points = engine.project(engine.FACE_MODEL, rvec, tvec, focal, centre)
-        solution = engine.solve_pnp(engine.FACE_MODEL, image_points, focal, centre)
+        image_points = vision.project(vision.FACE_MODEL, rvec, tvec, focal, centre)
+        solution = vision.solve_pnp(vision.FACE_MODEL, image_points, focal, centre)
         worst = max(worst, float(np.abs(np.subtract(solution.angles, angles)).max()))
         assert solution.error < 1e-6
     assert worst < 0.004
@@ -571,8 +607,8 @@ def test_pnp_recovers_known_rotations() -> None:
 
 def test_pose_signs_follow_the_picture() -> None:
     def nose_offset(yaw: float, pitch: float) -> np.ndarray:
-        rvec = engine.rotation_vector(engine.euler_matrix(yaw, pitch, 0))
-        pts = engine.project(engine.FACE_MODEL, rvec, np.array([0, 0, 3000.0]), 1000, np.zeros(2))
+        rvec = rotation_vector(euler_matrix(yaw, pitch, 0))
+        pts = vision.project(vision.FACE_MODEL, rvec, np.array([0, 0, 3000.0]), 1000, np.zeros(2))
         return pts[0] - (pts[2] + pts[3]) / 2  # nose tip relative to the eye corners
 
     frontal = nose_offset(0, 0)
@@ -581,11 +617,11 @@ def test_pose_signs_follow_the_picture() -> None:
     eyes = np.zeros((5, 2))
     eyes[0:2] = [[110, 110], [100, 108]]  # image-right eye, lower
     eyes[2:4] = [[40, 100], [50, 101]]
-    assert engine.roll_from_eyes(eyes) > 0  # clockwise
+    assert vision.roll_from_eyes(eyes) > 0  # clockwise
 
 
 def test_rodrigues_round_trip() -> None:
     for angles in ((0, 0, 0), (10, -20, 30), (-45, 30, -60)):
-        matrix = engine.euler_matrix(*angles)
-        assert np.allclose(engine.rotation_matrix(engine.rotation_vector(matrix)), matrix)
-        assert np.allclose(engine.euler_angles(matrix), angles)
+        matrix = euler_matrix(*angles)
+        assert np.allclose(vision.rotation_matrix(rotation_vector(matrix)), matrix)
+        assert np.allclose(vision.euler_angles(matrix), angles)

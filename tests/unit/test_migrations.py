@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, insert, inspect, select
 
+from services.ledger import Ledger, QuotaExceeded
 from services.models import Operation
-from services.quota import Ledger, QuotaExceeded
 from services.storage.db import (
     current_revision,
     downgrade,

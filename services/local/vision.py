@@ -36,12 +36,15 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from services.images import open_for_drawing
+
+if TYPE_CHECKING:
+    import dlib  # no type information: Any to mypy; imported lazily at run time
 
 MODEL_PACKAGE: Final = "face_recognition_models"
 MODEL_FILES: Final[dict[str, str]] = {
@@ -319,7 +322,7 @@ def _run_detector(
     ]
 
 
-def _rectangle(detection: Detection):  # -> dlib.rectangle
+def _rectangle(detection: Detection) -> dlib.rectangle:
     import dlib
 
     return dlib.rectangle(
@@ -330,7 +333,9 @@ def _rectangle(detection: Detection):  # -> dlib.rectangle
     )
 
 
-def shapes(models: Models, image: np.ndarray, detection: Detection):  # -> (5-pt, 68-pt | None)
+def shapes(
+    models: Models, image: np.ndarray, detection: Detection
+) -> tuple[dlib.full_object_detection, dlib.full_object_detection | None]:
     """dlib's full_object_detection of the 5-point model and, when loaded, the 68-point one."""
     rect = _rectangle(detection)
     five = models.five(image, rect)
@@ -338,11 +343,11 @@ def shapes(models: Models, image: np.ndarray, detection: Detection):  # -> (5-pt
     return five, dense
 
 
-def points(shape) -> np.ndarray:  # shape: dlib.full_object_detection
+def points(shape: dlib.full_object_detection) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
 
-def descriptor(models: Models, image: np.ndarray, five) -> np.ndarray:
+def descriptor(models: Models, image: np.ndarray, five: dlib.full_object_detection) -> np.ndarray:
     """dlib's 128-d face descriptor, the chip aligned with the 5-point shape."""
     import dlib
 
@@ -350,7 +355,7 @@ def descriptor(models: Models, image: np.ndarray, five) -> np.ndarray:
     return np.array(models.descriptor_net.compute_face_descriptor(chip), dtype=np.float64)
 
 
-def face_chip(image: np.ndarray, five) -> np.ndarray:
+def face_chip(image: np.ndarray, five: dlib.full_object_detection) -> np.ndarray:
     """The face aligned like dlib's descriptor chip, ``CHIP_SIZE`` px: the pixel measures' input."""
     import dlib
 
@@ -385,9 +390,10 @@ def _region(array: np.ndarray, box: tuple[float, float, float, float]) -> np.nda
 
 def laplacian(gray: np.ndarray) -> np.ndarray:
     """The 4-neighbour Laplacian of a 2-D array (valid region, one pixel smaller each side)."""
-    return (
+    result: np.ndarray = (
         gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4 * gray[1:-1, 1:-1]
     )
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,36 +529,16 @@ def rotation_matrix(rvec: np.ndarray) -> np.ndarray:
         return np.eye(3)
     k = rvec / theta
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * (kx @ kx)
+    matrix: np.ndarray = np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * (kx @ kx)
+    return matrix
 
 
-def rotation_vector(matrix: np.ndarray) -> np.ndarray:
-    """The inverse of ``rotation_matrix`` (angles below 180 degrees)."""
-    cos = max(-1.0, min(1.0, (np.trace(matrix) - 1) / 2))
-    theta = math.acos(cos)
-    if theta < 1e-12:
-        return np.zeros(3)
-    axis = np.array(
-        [matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0], matrix[1, 0] - matrix[0, 1]]
-    )
-    return axis / (2 * math.sin(theta)) * theta
-
-
-def euler_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """The head rotation for angles in degrees: ``Rz(roll) @ Ry(yaw) @ Rx(pitch)``.
+def euler_angles(matrix: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of a rotation ``Rz(roll) @ Ry(yaw) @ Rx(pitch)``.
 
     Signs, as the photo shows them: yaw > 0 turns the nose towards the image's right,
     pitch > 0 raises the chin, roll > 0 tilts the head clockwise.
     """
-    a, b, c = (math.radians(v) for v in (-pitch, -yaw, roll))
-    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
-    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
-    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
-def euler_angles(matrix: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees of a rotation built as ``euler_matrix`` builds it."""
     b = math.asin(max(-1.0, min(1.0, -matrix[2, 0])))
     a = math.atan2(matrix[2, 1], matrix[2, 2])
     c = math.atan2(matrix[1, 0], matrix[0, 0])
@@ -564,7 +550,8 @@ def project(
 ) -> np.ndarray:
     """Pinhole projection of ``model`` rotated by ``rvec`` and moved by ``tvec``."""
     camera = model @ rotation_matrix(rvec).T + tvec
-    return focal * camera[:, :2] / camera[:, 2:3] + centre
+    projected: np.ndarray = focal * camera[:, :2] / camera[:, 2:3] + centre
+    return projected
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,13 @@ as a red eye line below the green band where the eyes should be says what to
 change. Coordinates in ``detect_result`` are shares of the image the provider
 saw, which is the ``PreparedImage``, so they map onto any scaled copy of it.
 
-Labels are ASCII only: no CJK font is shipped with the bot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -20,16 +19,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from services.images import PreparedImage, open_for_drawing
 from services.models import CheckResult, Measurements
-from services.rules import RULES_BY_FIELD, RuleOutcome, evaluate
+from services.pictures.common import FAIL, PASS, Colour, jpeg
+from services.rules import RULES_BY_FIELD, RuleOutcome
 
-Colour = tuple[int, int, int]
-
-PASS: Final[Colour] = (40, 200, 70)
-FAIL: Final[Colour] = (235, 30, 30)
 NEUTRAL: Final[Colour] = (255, 200, 0)  # measured, but no rule judges it; shows on blue and white
 _LABEL_BACKGROUND: Final = (0, 0, 0, 150)
 _BAND_ALPHA: Final = 60
-_JPEG_QUALITY: Final = 88
 # Ratios far outside 0..1 are nonsense from the provider; clamp so drawing cannot overflow.
 _RATIO_RANGE: Final = (-1.0, 2.0)
 
@@ -37,22 +32,15 @@ _RATIO_RANGE: Final = (-1.0, 2.0)
 def annotate_check(image: PreparedImage, result: CheckResult, *, max_side: int = 1280) -> bytes:
     """JPEG bytes of a copy of ``image`` with ``result``'s measurements drawn on it."""
     canvas = open_for_drawing(image.data, max_side)
-    painter = _Painter.on(canvas, result.measurements)
+    painter = _Painter.on(canvas, result)
     painter.paint()
-    return _jpeg(painter.image)
+    return jpeg(painter.image)
 
 
 async def annotate_check_async(
     image: PreparedImage, result: CheckResult, *, max_side: int = 1280
 ) -> bytes:
     return await asyncio.to_thread(annotate_check, image, result, max_side=max_side)
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    # 4:4:4 so thin coloured lines keep their colour.
-    image.save(buffer, "JPEG", quality=_JPEG_QUALITY, subsampling=0)
-    return buffer.getvalue()
 
 
 def _ratio(value: object) -> float | None:
@@ -70,18 +58,18 @@ class _Painter:
 
     image: Image.Image
     measurements: Measurements
-    outcomes: dict[str, RuleOutcome]
+    outcomes: Mapping[str, RuleOutcome]
     line: int
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont
     draw: ImageDraw.ImageDraw = field(init=False)
 
     @classmethod
-    def on(cls, image: Image.Image, measurements: Measurements) -> _Painter:
+    def on(cls, image: Image.Image, result: CheckResult) -> _Painter:
         short = min(image.size)
         return cls(
             image=image,
-            measurements=measurements,
-            outcomes=evaluate(measurements),
+            measurements=result.measurements,
+            outcomes=result.outcomes,
             line=max(2, round(short / 200)),
             font=ImageFont.load_default(size=max(10, round(short / 36))),
         )
@@ -128,7 +116,12 @@ class _Painter:
         rule = RULES_BY_FIELD.get("face_x_center")
         if rule and rule.low is not None and rule.high is not None:
             if self.value("face_x_center") is not None:
-                box = (self.x(rule.low), 0, self.x(rule.high), self.height)
+                box: tuple[float, float, float, float] = (
+                    self.x(rule.low),
+                    0,
+                    self.x(rule.high),
+                    self.height,
+                )
                 shade.rectangle(box, fill=(*self.colour("face_x_center"), _BAND_ALPHA))
                 drawn = True
         rule = RULES_BY_FIELD.get("eyes_y_center")
@@ -222,6 +215,8 @@ class _Painter:
             y = y - h - pad * 2 - self.line
         x = min(max(pad, x), self.width - w - pad)
         y = min(max(pad, y), self.height - h - pad)
-        patch = Image.new("RGBA", (w + pad * 2, h + pad * 2), _LABEL_BACKGROUND)
+        # textbbox is typed float; Pillow's fonts measure in whole pixels, so ceil keeps them.
+        patch_size = (math.ceil(w + pad * 2), math.ceil(h + pad * 2))
+        patch = Image.new("RGBA", patch_size, _LABEL_BACKGROUND)
         self.image.paste(patch, (round(x - pad), round(y - pad)), patch)
         self.draw.text((x - left, y - top), text, fill=self.colour(rule_field), font=self.font)

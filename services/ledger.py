@@ -256,13 +256,12 @@ class Ledger:
         charged: bool,
         code: int | str | None = None,
         latency_ms: int | None = None,
-        provider: str | None = None,
     ) -> bool:
         """End the call: keep the unit if the provider charged, give it back otherwise.
 
-        Records the call (``code`` None for success; ``provider`` when another engine
-        answered, such as the local fallback). Returns False, recording nothing, when
-        the reservation was already committed, released or forgotten.
+        Records the call against the reservation's provider (``code`` None for success).
+        Returns False, recording nothing, when the reservation was already committed,
+        released or forgotten.
         """
         now = self._now()
 
@@ -297,7 +296,7 @@ class Ledger:
                 _USAGE.insert().values(
                     user_id=reservation.user_id,
                     operation=reservation.operation.value,
-                    provider=provider or reservation.provider,
+                    provider=reservation.provider,
                     code=None if code is None else str(code),
                     charged=charged,
                     latency_ms=latency_ms,

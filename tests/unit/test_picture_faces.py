@@ -1,4 +1,4 @@
-"""services.annotate_faces: numbered face boxes and the side-by-side comparison."""
+"""services.pictures: numbered face boxes (detect, analyze) and the side-by-side compare."""
 
 from __future__ import annotations
 
@@ -8,23 +8,20 @@ import math
 import pytest
 from PIL import Image, ImageDraw
 
-from services.annotate_faces import (
-    BACKGROUND,
+from services.images import CHECK_LIMITS_JUMDATA, PreparedImage, prepare_image
+from services.models import Box, Face, Point
+from services.pictures.boxes import FACE_COLOURS, annotate_faces, annotate_faces_async, face_colour
+from services.pictures.common import BACKGROUND
+from services.pictures.compare import (
     CROP_MARGIN,
     DIFFERENT_COLOUR,
-    FACE_COLOURS,
     SAME_COLOUR,
-    annotate_faces,
-    annotate_faces_async,
     band_height,
     compare_side_by_side,
     compare_side_by_side_async,
     crop_face,
-    face_colour,
     tile_gap,
 )
-from services.faces import Box, Face, Point
-from services.images import CHECK_LIMITS_JUMDATA, PreparedImage, prepare_image
 
 Colour = tuple[int, int, int]
 

@@ -8,9 +8,10 @@ import math
 import pytest
 from PIL import Image
 
-from services.annotate import annotate_check, annotate_check_async
 from services.images import CHECK_LIMITS_JUMDATA, PreparedImage, prepare_image
-from services.models import CheckResult, Measurements
+from services.models import CheckResult, Measurements, Usage
+from services.pictures.check import annotate_check, annotate_check_async
+from services.rules import evaluate
 from tests.fakes.jumdata import SEED_DETECT_RESULT
 
 GREY = (128, 128, 128)
@@ -26,7 +27,12 @@ def grey_photo(size: tuple[int, int] = (600, 800)) -> PreparedImage:
 
 def result_with(measurements: Measurements) -> CheckResult:
     return CheckResult(
-        passed=False, reasons=(), measurements=measurements, provider="test", charged=False
+        passed=False,
+        reasons=(),
+        measurements=measurements,
+        outcomes=evaluate(measurements),
+        provider="test",
+        usage=Usage(charged=False),
     )
 
 

@@ -1,0 +1,227 @@
+"""The four operations as a plain-Python API: bytes in, typed outcome out.
+
+This is what the bot calls and what a script can call: each operation prepares the
+photos for its provider off the event loop, calls the provider through the metering
+(quotas, budgets, the local fallback), and draws the picture that goes with the reply.
+It knows nothing of Telegram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from services.errors import ImageError, OperationUnavailable
+from services.images import PreparedImage, prepare_image_async
+from services.metering import Answered, Caller, Metering, Result, run_unmetered
+from services.models import (
+    CheckResult,
+    CompareResult,
+    CompareThresholds,
+    Face,
+    FacesResult,
+    Operation,
+    Verdict,
+)
+from services.pictures.boxes import annotate_faces_async
+from services.pictures.check import annotate_check_async
+from services.pictures.compare import compare_side_by_side_async
+from services.providers.base import Analyzer, Checker, Comparer, Detector, Provider
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=Provider)
+X = TypeVar("X")
+R = TypeVar("R", bound=Result)
+
+DETECT_MAX_FACES = 120
+ANALYZE_MAX_FACES = 10
+
+
+class OperationService(Generic[P]):
+    """What the four operations share: the provider, the fallback, the metering."""
+
+    operation: ClassVar[Operation]
+
+    def __init__(
+        self, provider: P, *, fallback: P | None = None, metering: Metering | None = None
+    ) -> None:
+        self.provider = provider
+        self.fallback = fallback if fallback is not provider else None
+        self.metering = metering
+
+    @property
+    def available(self) -> bool:
+        return self.provider.available or (
+            self.fallback is not None and self.fallback.available
+        )
+
+    @property
+    def providers(self) -> tuple[P, ...]:
+        """The configured provider and the fallback, if any: what start and close reach."""
+        return (self.provider,) if self.fallback is None else (self.provider, self.fallback)
+
+    async def _run(
+        self,
+        caller: Caller | None,
+        prepare: Callable[[P], Awaitable[X]],
+        call: Callable[[P, X], Awaitable[R]],
+    ) -> Answered[P, X, R]:
+        providers = [p for p in self.providers if p.available]
+        if not providers:
+            raise OperationUnavailable(self.operation.value, self.provider.name)
+        started = time.perf_counter()
+        if self.metering is None or caller is None:
+            answered = await run_unmetered(providers, prepare, call)
+        else:
+            answered = await self.metering.run(self.operation, caller, providers, prepare, call)
+        usage = answered.result.usage
+        log.info(
+            "%s via %s%s: charged=%s remain=%s task=%s in %.0f ms",
+            self.operation.value,
+            answered.provider.name,
+            f" (instead of {answered.fell_back_from})" if answered.fell_back_from else "",
+            usage.charged,
+            usage.remain,
+            usage.task_no,
+            (time.perf_counter() - started) * 1000,
+        )
+        return answered
+
+    async def _run_one(
+        self, data: bytes, caller: Caller | None, call: Callable[[P, PreparedImage], Awaitable[R]]
+    ) -> Answered[P, PreparedImage, R]:
+        """One photo, prepared with the limits its provider gives for a photo of its size."""
+        return await self._run(
+            caller, lambda provider: prepare_image_async(data, provider.limits_for), call
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    result: CheckResult
+    image: PreparedImage  # what the provider saw
+    picture: bytes  # JPEG of that image with the rules drawn on it
+    fell_back_from: str | None = None
+
+
+class CheckService(OperationService[Checker]):
+    operation = Operation.CHECK
+
+    async def check(self, data: bytes, caller: Caller | None = None) -> CheckOutcome:
+        answered = await self._run_one(data, caller, lambda p, image: p.check(image))
+        result, image = answered.result, answered.prepared
+        log.info("check: pass=%s reasons=%d", result.passed, len(result.reasons))
+        picture = await annotate_check_async(image, result)
+        return CheckOutcome(result, image, picture, answered.fell_back_from)
+
+
+@dataclass(frozen=True, slots=True)
+class CompareOutcome:
+    result: CompareResult
+    verdict: Verdict
+    thresholds: CompareThresholds
+    images: tuple[PreparedImage, PreparedImage]
+    faces: tuple[Face | None, Face | None]  # the largest face of each photo: the one compared
+    picture: bytes  # the two faces side by side with the score
+    fell_back_from: str | None = None
+
+
+class CompareService(OperationService[Comparer]):
+    operation = Operation.COMPARE
+
+    async def compare(
+        self, first: bytes, second: bytes, caller: Caller | None = None
+    ) -> CompareOutcome:
+        async def prepare(provider: Comparer) -> tuple[PreparedImage, PreparedImage]:
+            a, b = await asyncio.gather(
+                _prepare_nth(first, provider, 1), _prepare_nth(second, provider, 2)
+            )
+            return a, b
+
+        async def call(
+            provider: Comparer, images: tuple[PreparedImage, PreparedImage]
+        ) -> CompareResult:
+            return await provider.compare(*images)
+
+        answered = await self._run(caller, prepare, call)
+        result, (a, b) = answered.result, answered.prepared
+        thresholds = answered.provider.thresholds
+        verdict = thresholds.verdict(result.score)
+        log.info(
+            "compare: score=%.3f verdict=%s faces=%d/%d",
+            result.score,
+            verdict.value,
+            len(result.faces_a),
+            len(result.faces_b),
+        )
+        face_a, face_b = result.face_a(), result.face_b()
+        picture = await compare_side_by_side_async(
+            a, face_a, b, face_b, result.score, same=verdict is not Verdict.DIFFERENT
+        )
+        return CompareOutcome(
+            result, verdict, thresholds, (a, b), (face_a, face_b), picture, answered.fell_back_from
+        )
+
+
+async def _prepare_nth(data: bytes, provider: Provider, nth: int) -> PreparedImage:
+    """Prepare one of several photos; a refusal says which photo it was."""
+    try:
+        return await prepare_image_async(data, provider.limits_for)
+    except ImageError as error:
+        error.values["photo"] = nth
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class FacesOutcome:
+    """What detect and analyze answer: the faces, numbered as on the picture."""
+
+    result: FacesResult
+    faces: tuple[Face, ...]  # largest first: the numbers on the picture
+    image: PreparedImage
+    picture: bytes
+    fell_back_from: str | None = None
+
+
+async def _faces_outcome(
+    answered: Answered[P, PreparedImage, FacesResult], *, draw_landmarks: bool
+) -> FacesOutcome:
+    faces = tuple(sorted(answered.result.faces, key=lambda face: face.box.area, reverse=True))
+    picture = await annotate_faces_async(
+        answered.prepared, faces, draw_landmarks=draw_landmarks
+    )
+    return FacesOutcome(
+        answered.result, faces, answered.prepared, picture, answered.fell_back_from
+    )
+
+
+class DetectService(OperationService[Detector]):
+    operation = Operation.DETECT
+
+    async def detect(
+        self, data: bytes, *, attributes: bool = False, caller: Caller | None = None
+    ) -> FacesOutcome:
+        answered = await self._run_one(
+            data,
+            caller,
+            lambda p, image: p.detect(image, max_faces=DETECT_MAX_FACES, attributes=attributes),
+        )
+        return await _faces_outcome(answered, draw_landmarks=True)
+
+
+class AnalyzeService(OperationService[Analyzer]):
+    operation = Operation.ANALYZE
+
+    async def analyze(self, data: bytes, caller: Caller | None = None) -> FacesOutcome:
+        answered = await self._run_one(
+            data, caller, lambda p, image: p.analyze(image, max_faces=ANALYZE_MAX_FACES)
+        )
+        return await _faces_outcome(answered, draw_landmarks=False)
+
+
+AnyService = CheckService | CompareService | DetectService | AnalyzeService

@@ -1,0 +1,203 @@
+"""What the cloud clients share: the request and reply types, one transport, one call loop.
+
+A vendor module is pure functions that build an ``HttpRequest`` (bytes and headers,
+signed) and read an ``HttpReply`` into a typed result or a typed error; its client
+subclasses ``CloudClient`` and hands both to ``call``, which signs each attempt afresh,
+posts, parses and retries only where the provider cannot have charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import aiohttp
+
+from services.errors import (
+    MALFORMED,
+    ProviderError,
+    ProviderRateLimitError,
+    ProviderUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+MAX_ATTEMPTS: Final = 3
+# A gateway that answers 502 or 503 did not pass the call on; a 504 may have.
+RETRY_SAFE_HTTP: Final = frozenset({502, 503})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        """The decoded body, or ``None`` when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFaults:
+    """A vendor's messages for a body that is not JSON, by HTTP status."""
+
+    throttled: str | None = None  # 429; None: read like any other status
+    server: str | None = None  # 5xx; None: the family's own message
+    other: str | None = None  # any other non-200 status
+
+
+def json_object(provider: str, reply: HttpReply, faults: HttpFaults) -> Mapping[str, Any]:
+    """The answer's JSON object; anything else (a proxy page, a cut-off body) is an error."""
+    body = reply.json()
+    if isinstance(body, Mapping):
+        return body
+    status = reply.status
+    if status == 200:
+        raise MALFORMED.error(provider, "malformed")
+    code = f"http_{status}"
+    if status == 429 and faults.throttled is not None:
+        raise ProviderRateLimitError(
+            provider, code=code, message_id=faults.throttled, retry_safe=True
+        )
+    if status >= 500:
+        raise ProviderUnavailableError(
+            provider, code=code, message_id=faults.server, retry_safe=status in RETRY_SAFE_HTTP
+        )
+    raise ProviderUnavailableError(provider, code=code, message_id=faults.other)
+
+
+def multipart_form(
+    fields: Mapping[str, str], file_field: str, file_name: str, mime_type: str, data: bytes
+) -> tuple[bytes, dict[str, str]]:
+    """A ``multipart/form-data`` body with text fields and one file, and its headers."""
+    boundary = secrets.token_hex(16)
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    parts.append(
+        f"--{boundary}\r\nContent-Disposition: form-data; "
+        f'name="{file_field}"; filename="{file_name}"\r\n'
+        f"Content-Type: {mime_type}\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+class HttpTransport:
+    """One ``aiohttp.ClientSession`` per provider, created on first use, a timeout on every call.
+
+    Transport faults become ``ProviderUnavailableError``, marked ``retry_safe`` only
+    when the request cannot have reached the provider (and so cannot have been charged).
+    """
+
+    def __init__(self, provider: str, timeout: float) -> None:
+        self.provider = provider
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout,
+                headers={"User-Agent": "facecheck-bot"},
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def post(self, request: HttpRequest) -> HttpReply:
+        session = self._get_session()
+        try:
+            async with session.post(
+                request.url, data=request.body, headers=dict(request.headers)
+            ) as response:
+                return HttpReply(status=response.status, body=await response.read())
+        except aiohttp.ClientConnectorError as error:
+            # The connection was never made: nothing can have been processed or charged.
+            raise self._unavailable("network", error, sent=False) from None
+        except TimeoutError as error:
+            raise self._unavailable("timeout", error, sent=True) from None
+        except aiohttp.ClientError as error:
+            raise self._unavailable("network", error, sent=True) from None
+
+    def _unavailable(self, code: str, error: BaseException, *, sent: bool) -> ProviderError:
+        return ProviderUnavailableError(
+            self.provider,
+            code=code,
+            retry_safe=not sent,
+            detail=f"{self.provider}: {code}: {type(error).__name__}",
+        )
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+            # Let the connector finish closing its transports before the loop goes away.
+            await asyncio.sleep(0)
+
+
+async def backoff(attempt: int, retry_after: float | None = None) -> None:
+    """Short, bounded waits between retries: 0.5 s, 1 s, ... capped at 3 s."""
+    delay = retry_after if retry_after is not None else 0.5 * (2**attempt)
+    await asyncio.sleep(min(delay, 3.0))
+
+
+class CloudClient:
+    """A provider reached over HTTP: one transport, and ``call`` around every request."""
+
+    name: str
+
+    def __init__(self, timeout: float, *, transport: HttpTransport | None = None) -> None:
+        """``transport``: a session shared with another client of the same vendor."""
+        self._http = transport or HttpTransport(self.name, timeout)
+
+    async def call(
+        self,
+        operation: str,
+        build: Callable[[], HttpRequest],
+        parse: Callable[[HttpReply], R],
+        attempts: int = MAX_ATTEMPTS,
+    ) -> R:
+        """Build (and so sign) each attempt afresh, post it and parse the answer.
+
+        A failure is repeated only when the provider certainly did not charge for it, so a
+        retry never reuses a stale timestamp or nonce and never bills twice.
+        """
+        for attempt in range(attempts):
+            try:
+                return parse(await self._http.post(build()))
+            except ProviderError as error:
+                if not error.retry_safe or attempt + 1 >= attempts:
+                    raise
+                log.warning(
+                    "%s %s attempt %d failed (code %s); retrying",
+                    self.name,
+                    operation,
+                    attempt + 1,
+                    error.code,
+                )
+                await backoff(attempt, error.retry_after)
+        raise AssertionError("attempts must be at least 1")
+
+    async def close(self) -> None:
+        await self._http.close()
