@@ -26,9 +26,9 @@ from bot.i18n import LOCALES, LocaleMiddleware, create_i18n
 from bot.middlewares.album import AlbumMiddleware
 from bot.middlewares.caller import CallerMiddleware
 from bot.middlewares.inflight import InFlightMiddleware
-from services.facecheck import Services
 from services.prefs import MemoryPreferences, Preferences
 from services.storage.prefs import DbPreferences
+from services.wiring import Services
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,9 @@
-"""Flows that wait for a photo expire, and say so, after ``FLOW_TIMEOUT`` seconds."""
+"""Flows that wait for a photo: starting and ending one, and its expiry after
+``FLOW_TIMEOUT`` seconds.
+
+Every handler starts and ends flows through ``start_flow`` and ``end_flow``, so a
+flow's state and its timer never disagree.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,47 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 log = logging.getLogger(__name__)
+
+
+async def start_flow(
+    state: FSMContext,
+    timers: FlowTimers,
+    bot: Bot,
+    message: Message,
+    flow_state: State,
+    data: dict[str, Any],
+) -> None:
+    """Wait in ``flow_state`` with ``data``, replacing any flow the user had; it expires."""
+    await state.set_state(flow_state)
+    await state.set_data(data)
+    if message.from_user is not None:
+        await timers.arm(state, bot, message.chat.id, message.from_user.id)
+
+
+async def end_flow(state: FSMContext, timers: FlowTimers, event: Message | CallbackQuery) -> None:
+    """Forget the user's flow, if any, and cancel its timer."""
+    await state.clear()
+    if isinstance(event, CallbackQuery):
+        if event.message is not None:
+            timers.disarm(event.message.chat.id, event.from_user.id)
+    elif event.from_user is not None:
+        timers.disarm(event.chat.id, event.from_user.id)
+
+
+async def on_not_a_photo(message: Message) -> None:
+    """A flow waiting for a photo got something else."""
+    await message.answer(_("flow.expecting_photo"))
 
 
 class FlowTimers:

@@ -8,6 +8,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import LANGUAGE_NAMES, LOCALES
+from services.i18n import N_
 from services.models import Operation
 
 
@@ -22,19 +23,19 @@ class LanguageChoice(CallbackData, prefix="lang"):
 
 
 _OPERATION_BUTTONS = {
-    Operation.CHECK: lambda: _("button.check"),
-    Operation.COMPARE: lambda: _("button.compare"),
-    Operation.DETECT: lambda: _("button.detect"),
-    Operation.ANALYZE: lambda: _("button.analyze"),
+    Operation.CHECK: N_("button.check"),
+    Operation.COMPARE: N_("button.compare"),
+    Operation.DETECT: N_("button.detect"),
+    Operation.ANALYZE: N_("button.analyze"),
 }
 
 
 def photo_actions(operations: list[Operation]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for operation in operations:
-        label = _OPERATION_BUTTONS.get(operation)
-        if label is not None:
-            builder.button(text=label(), callback_data=PhotoAction(operation=operation))
+        builder.button(
+            text=_(_OPERATION_BUTTONS[operation]), callback_data=PhotoAction(operation=operation)
+        )
     builder.adjust(2)
     return builder.as_markup()
 

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
 from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.chat_action import ChatActionSender
-from aiogram.utils.i18n import gettext as _
 
 from bot import render
 from bot.config import Settings
 from bot.media import ImageRef, download, image_ref
-from services.errors import ImageError, OperationUnavailable, ProviderError, ServiceError
-from services.facecheck import Services
+from services.errors import ImageError, ProviderError, ServiceError
 from services.metering import Caller
 from services.models import Operation
+from services.wiring import Services
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ COMMANDS: dict[Operation, str] = {
     Operation.DETECT: "faces",
     Operation.ANALYZE: "analyze",
 }
-SINGLE_PHOTO = (Operation.CHECK, Operation.DETECT, Operation.ANALYZE)
 MAX_ALBUM_PHOTOS = 10
 
 
@@ -42,7 +41,6 @@ class Options:
     """What the user asked for beyond the photo: ``/faces all`` adds the attributes."""
 
     attributes: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, args: str | None) -> Options:
@@ -57,18 +55,50 @@ class Options:
         return cls(attributes=bool(data.get("attributes")))
 
 
-async def on_not_a_photo(message: Message) -> None:
-    """A flow waiting for a photo got something else."""
-    await message.answer(_("flow.expecting_photo"))
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """One photo to run an operation on, with what its reply depends on."""
+
+    data: bytes
+    ref: ImageRef
+    options: Options
+    settings: Settings
+    caller: Caller | None
 
 
-async def refuse_if_unavailable(message: Message, services: Services, operation: Operation) -> bool:
-    """Say so, and return True, when the operation has no working provider here."""
-    if services.available(operation):
-        return False
-    error = OperationUnavailable(operation.value, services.provider_name(operation))
-    await message.reply(render.error_text(error))
-    return True
+Report = tuple[list[str], bytes, str]
+"""The reply's text sections, its picture and the picture's file name."""
+
+
+async def _check(services: Services, photo: Photo) -> Report:
+    outcome = await services.check.check(photo.data, photo.caller)
+    sections = render.check_report(
+        outcome.result,
+        outcome.image,
+        compressed=not photo.ref.as_document,
+        fell_back_from=outcome.fell_back_from,
+    )
+    return sections, outcome.picture, "check.jpg"
+
+
+async def _detect(services: Services, photo: Photo) -> Report:
+    attributes = photo.options.attributes
+    outcome = await services.detect.detect(photo.data, attributes=attributes, caller=photo.caller)
+    return render.detect_report(outcome, attributes=attributes), outcome.picture, "faces.jpg"
+
+
+async def _analyze(services: Services, photo: Photo) -> Report:
+    outcome = await services.analyze.analyze(photo.data, photo.caller)
+    sensitive = photo.settings.analyze_sensitive_attributes
+    return render.analyze_report(outcome, sensitive=sensitive), outcome.picture, "analyze.jpg"
+
+
+# The operations that take one photo (compare takes two: ``run_compare``).
+_SINGLE: dict[Operation, Callable[[Services, Photo], Awaitable[Report]]] = {
+    Operation.CHECK: _check,
+    Operation.DETECT: _detect,
+    Operation.ANALYZE: _analyze,
+}
 
 
 def _log_failure(operation: Operation, message: Message, error: ServiceError) -> None:
@@ -108,31 +138,12 @@ async def run_single(
     caller: Caller | None = None,
 ) -> None:
     """Check, detect or analyze one photo and answer ``message`` (the photo's message)."""
-    options = options or Options()
+    run = _SINGLE[operation]
     async with ChatActionSender.upload_photo(bot=bot, chat_id=message.chat.id):
         try:
             data = await download(bot, image)
-            if operation is Operation.CHECK:
-                check = await services.check.check(data, caller)
-                sections = render.check_report(
-                    check.result,
-                    check.image,
-                    compressed=not image.as_document,
-                    fell_back_from=check.fell_back_from,
-                )
-                picture, name = check.annotated, "check.jpg"
-            elif operation is Operation.DETECT:
-                detect = await services.detect.detect(
-                    data, attributes=options.attributes, caller=caller
-                )
-                sections = render.detect_report(detect, attributes=options.attributes)
-                picture, name = detect.picture, "faces.jpg"
-            else:
-                analyze = await services.analyze.analyze(data, caller)
-                sections = render.analyze_report(
-                    analyze, sensitive=settings.analyze_sensitive_attributes
-                )
-                picture, name = analyze.picture, "analyze.jpg"
+            photo = Photo(data, image, options or Options(), settings, caller)
+            sections, picture, name = await run(services, photo)
         except ServiceError as error:
             _log_failure(operation, message, error)
             await message.reply(render.error_text(error))

@@ -12,10 +12,9 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import render
 from bot.filters import IsAdmin
-from bot.flows import FlowTimers
-from services.facecheck import Services
+from bot.flows import FlowTimers, end_flow
 from services.metering import Caller
-from services.models import Operation
+from services.wiring import Services
 
 
 class ForgetChoice(CallbackData, prefix="forget"):
@@ -43,12 +42,10 @@ async def on_stats(message: Message, services: Services) -> None:
 
 async def on_clear_budget(message: Message, command: CommandObject, services: Services) -> None:
     """An operator topped up or fixed a provider account: let calls through again."""
-    providers = {services.provider_name(op) for op in Operation} - {"local"}
+    providers = services.billable_providers()
     provider = (command.args or "").strip().lower()
     if services.metering is None or provider not in providers:
-        await message.answer(
-            _("budget.clear_usage").format(providers=", ".join(sorted(providers)) or "—")
-        )
+        await message.answer(_("budget.clear_usage").format(providers=", ".join(providers) or "—"))
         return
     await services.metering.budgets.clear(provider)
     await message.answer(_("budget.cleared").format(provider=provider))
@@ -70,9 +67,7 @@ async def on_forget_choice(
 ) -> None:
     text = _("forget.kept")
     if callback_data.confirm:
-        await state.clear()
-        if query.message is not None:
-            timers.disarm(query.message.chat.id, query.from_user.id)
+        await end_flow(state, timers, query)
         if services.metering is not None:
             await services.metering.ledger.forget(query.from_user.id)
         text = _("forget.done")

@@ -10,7 +10,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.flows import FlowTimers
+from bot.flows import FlowTimers, end_flow
 
 
 def help_text() -> str:
@@ -24,7 +24,7 @@ def help_text() -> str:
 
 
 async def on_start(message: Message, state: FSMContext, timers: FlowTimers) -> None:
-    await _end_flow(message, state, timers)
+    await end_flow(state, timers, message)
     await message.answer(_("start.greeting").format(name=_html(message)) + "\n\n" + help_text())
 
 
@@ -36,14 +36,8 @@ async def on_cancel(message: Message, state: FSMContext, timers: FlowTimers) -> 
     if await state.get_state() is None:
         await message.answer(_("cancel.nothing"))
         return
-    await _end_flow(message, state, timers)
+    await end_flow(state, timers, message)
     await message.answer(_("cancel.done"))
-
-
-async def _end_flow(message: Message, state: FSMContext, timers: FlowTimers) -> None:
-    await state.clear()
-    if message.from_user is not None:
-        timers.disarm(message.chat.id, message.from_user.id)
 
 
 def _html(message: Message) -> str:

@@ -13,14 +13,14 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.filters import HasImage, RepliesToImage, is_album
-from bot.flows import FlowTimers
+from bot.filters import HasImage, OperationGate, RepliesToImage, is_album
+from bot.flows import FlowTimers, end_flow, on_not_a_photo, start_flow
 from bot.media import ImageRef, image_ref
-from bot.operations import on_not_a_photo, refuse_if_unavailable, run_compare
+from bot.operations import run_compare
 from bot.states import CompareFlow
-from services.facecheck import Services
 from services.metering import Caller
 from services.models import Operation
+from services.wiring import Services
 
 COMMAND = Command("compare")
 
@@ -29,10 +29,7 @@ async def wait_for_second(
     message: Message, first: ImageRef, state: FSMContext, bot: Bot, timers: FlowTimers
 ) -> None:
     """The first photo is known: keep it and ask for the other one."""
-    await state.set_state(CompareFlow.second)
-    await state.set_data({"first": first.to_data()})
-    if message.from_user is not None:
-        await timers.arm(state, bot, message.chat.id, message.from_user.id)
+    await start_flow(state, timers, bot, message, CompareFlow.second, {"first": first.to_data()})
     await message.answer(_("compare.send_second"))
 
 
@@ -45,9 +42,7 @@ async def on_album(
     timers: FlowTimers,
     caller: Caller | None = None,
 ) -> None:
-    await state.clear()
-    if await refuse_if_unavailable(message, services, Operation.COMPARE):
-        return
+    await end_flow(state, timers, message)
     refs = [(item, ref) for item in album if (ref := image_ref(item)) is not None]
     if len(refs) == 1:
         await wait_for_second(refs[0][0], refs[0][1], state, bot, timers)
@@ -65,18 +60,16 @@ async def on_photo_replying_to_photo(
     bot: Bot,
     services: Services,
     state: FSMContext,
+    timers: FlowTimers,
     caller: Caller | None = None,
 ) -> None:
-    await state.clear()
-    if await refuse_if_unavailable(message, services, Operation.COMPARE):
-        return
+    await end_flow(state, timers, message)
     await run_compare(message, replied_image, image, bot, services, caller)
 
 
 async def on_command_with_first(
     message: Message,
     bot: Bot,
-    services: Services,
     state: FSMContext,
     timers: FlowTimers,
     image: ImageRef | None = None,
@@ -85,20 +78,11 @@ async def on_command_with_first(
     """``/compare`` on a photo (its caption) or replying to one: that photo comes first."""
     first = image or replied_image
     assert first is not None  # one of the filters put it there
-    if await refuse_if_unavailable(message, services, Operation.COMPARE):
-        return
     await wait_for_second(message, first, state, bot, timers)
 
 
-async def on_command(
-    message: Message, bot: Bot, services: Services, state: FSMContext, timers: FlowTimers
-) -> None:
-    if await refuse_if_unavailable(message, services, Operation.COMPARE):
-        return
-    await state.set_state(CompareFlow.first)
-    await state.set_data({})
-    if message.from_user is not None:
-        await timers.arm(state, bot, message.chat.id, message.from_user.id)
+async def on_command(message: Message, bot: Bot, state: FSMContext, timers: FlowTimers) -> None:
+    await start_flow(state, timers, bot, message, CompareFlow.first, {})
     await message.answer(_("compare.send_first"))
 
 
@@ -118,23 +102,29 @@ async def on_second_photo(
     caller: Caller | None = None,
 ) -> None:
     data = await state.get_data()
-    await state.clear()
-    if message.from_user is not None:
-        timers.disarm(message.chat.id, message.from_user.id)
+    await end_flow(state, timers, message)
     first = ImageRef.from_data(data["first"])
     await run_compare(message, first, image, bot, services, caller)
 
 
 def create_router() -> Router:
+    """What calls the provider, or starts a flow that will, runs only while compare is
+    available; the photos of a flow already under way are taken as they come."""
+    command = OperationGate("compare.command", Operation.COMPARE, COMMAND)
+    command.register(on_album, HasImage(), is_album, ends_flow=True)
+    command.register(on_photo_replying_to_photo, HasImage(), RepliesToImage(), ends_flow=True)
+    command.register(on_command_with_first, HasImage())
+    command.register(on_command_with_first, RepliesToImage())
+    command.register(on_command)
+    album = OperationGate(
+        "compare.album", Operation.COMPARE, CompareFlow.first, HasImage(), is_album
+    )
+    album.register(on_album, ends_flow=True)
+    flow = Router(name="compare.flow")
+    flow.message.register(on_first_photo, CompareFlow.first, HasImage())
+    flow.message.register(on_second_photo, CompareFlow.second, HasImage())
+    flow.message.register(on_not_a_photo, CompareFlow.first, ~F.text.startswith("/"))
+    flow.message.register(on_not_a_photo, CompareFlow.second, ~F.text.startswith("/"))
     router = Router(name="compare")
-    router.message.register(on_album, COMMAND, HasImage(), is_album)
-    router.message.register(on_photo_replying_to_photo, COMMAND, HasImage(), RepliesToImage())
-    router.message.register(on_command_with_first, COMMAND, HasImage())
-    router.message.register(on_command_with_first, COMMAND, RepliesToImage())
-    router.message.register(on_command, COMMAND)
-    router.message.register(on_album, CompareFlow.first, HasImage(), is_album)
-    router.message.register(on_first_photo, CompareFlow.first, HasImage())
-    router.message.register(on_second_photo, CompareFlow.second, HasImage())
-    router.message.register(on_not_a_photo, CompareFlow.first, ~F.text.startswith("/"))
-    router.message.register(on_not_a_photo, CompareFlow.second, ~F.text.startswith("/"))
+    router.include_routers(command.router, album.router, flow)
     return router

@@ -11,15 +11,15 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
-from bot.filters import HasImage
+from bot.filters import HasImage, refuse_if_unavailable
 from bot.flows import FlowTimers
 from bot.handlers.compare import wait_for_second
 from bot.keyboards import PhotoAction, photo_actions
 from bot.media import image_ref
-from bot.operations import refuse_if_unavailable, run_single
-from services.facecheck import Services
+from bot.operations import run_single
 from services.metering import Caller
 from services.models import Operation
+from services.wiring import Services
 
 
 async def on_unsolicited_photo(message: Message, services: Services) -> None:
