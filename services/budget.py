@@ -11,8 +11,7 @@
   below, only admins may still call.
 - An error's ``budget`` (set by the vendor's code table) says the rest: spent until
   an operator clears it (``clear``), spent until the reset, or back off for the
-  error's ``backoff`` seconds (5 s when the table gives none), or the provider's
-  ``retry_after`` when longer.
+  error's ``backoff`` seconds (5 s when the code gives none, as a gateway's 429).
 
 Every write is one conditional UPDATE, so answers arriving out of order from several
 processes never raise a figure within its period: within one reset period the stored
@@ -254,8 +253,6 @@ class ProviderBudgets:
         backoff: datetime | None = None
         if error.budget is BudgetEffect.BACK_OFF:
             seconds = error.backoff if error.backoff is not None else self.default_backoff
-            if error.retry_after is not None:
-                seconds = max(seconds, error.retry_after)
             backoff = now + timedelta(seconds=seconds)
         if remain is None and remain_times is None and not spent and backoff is None:
             return

@@ -92,8 +92,6 @@ class ProviderError(ServiceError):
     for the account, so ``services.budget`` needs no vendor's numbers.
     """
 
-    budget: BudgetEffect = BudgetEffect.NONE
-
     def __init__(
         self,
         provider: str,
@@ -102,9 +100,8 @@ class ProviderError(ServiceError):
         provider_msg: str | None = None,
         message_id: str | None = None,
         usage: Usage | None = None,
-        retry_after: float | None = None,
         retry_safe: bool = False,
-        budget: BudgetEffect | None = None,
+        budget: BudgetEffect = BudgetEffect.NONE,
         backoff: float | None = None,
         detail: str = "",
     ) -> None:
@@ -115,11 +112,9 @@ class ProviderError(ServiceError):
         if message_id is not None:
             self.message_id = message_id
         self.usage = usage if usage is not None else Usage(charged=False)
-        self.retry_after = retry_after
         # True only when the provider certainly did not process (or charge) the call.
         self.retry_safe = retry_safe and not self.usage.charged
-        if budget is not None:
-            self.budget = budget
+        self.budget = budget
         self.backoff = backoff
 
     @property
@@ -147,14 +142,12 @@ class ProviderBudgetError(ProviderError):
     """The operator's paid calls with this provider are used up."""
 
     message_id = N_("provider.budget")
-    budget = BudgetEffect.SPENT_UNTIL_CLEARED
 
 
 class ProviderRateLimitError(ProviderError):
     """Too many calls for now; the same call later will likely work."""
 
     message_id = N_("provider.rate_limited")
-    budget = BudgetEffect.BACK_OFF
 
 
 class ProviderUnavailableError(ProviderError):
@@ -171,7 +164,7 @@ class CodeInfo:
     family: type[ProviderError]
     message_id: str
     retry_safe: bool = False
-    budget: BudgetEffect | None = None  # None: the family's own (spent, back-off, none)
+    budget: BudgetEffect = BudgetEffect.NONE
     backoff: float | None = None  # seconds without calls, for a back-off code
 
     def error(
@@ -182,7 +175,6 @@ class CodeInfo:
         msg: str | None = None,
         usage: Usage | None = None,
         message_id: str | None = None,
-        retry_after: float | None = None,
     ) -> ProviderError:
         return self.family(
             provider,
@@ -190,7 +182,6 @@ class CodeInfo:
             provider_msg=msg,
             message_id=message_id or self.message_id,
             usage=usage,
-            retry_after=retry_after,
             retry_safe=self.retry_safe,
             budget=self.budget,
             backoff=self.backoff,

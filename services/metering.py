@@ -3,9 +3,10 @@
 For one request: the photo is prepared first (bad input costs nothing and reserves
 nothing); the provider's budget is asked whether it may be called at all; a unit of
 the user's daily allowance is reserved; the provider is called; the reservation is
-committed only if the provider charged (a local answer always counts), and released
-otherwise. With ``FALLBACK_TO_LOCAL``, a cloud provider that is spent, backing off
-or failing hands the request to the local engine, which answers in its place.
+committed only if the provider charged (an answer of a provider that bills no one,
+the local engine, always counts), and released otherwise. With ``FALLBACK_TO_LOCAL``,
+a cloud provider that is spent, backing off or failing hands the request to the local
+engine, which answers in its place.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ async def on_photo_action(
     caller: Caller | None = None,
 ) -> None:
     menu = query.message
-    photo_message = getattr(menu, "reply_to_message", None)
+    photo_message = menu.reply_to_message if isinstance(menu, Message) else None
     ref = image_ref(photo_message)
     if photo_message is None or ref is None:
         await query.answer(_("menu.photo_gone"), show_alert=True)

@@ -4,7 +4,6 @@ Numbers like ``eyes_y_center 0.66`` mean little to a user; the same value drawn
 as a red eye line below the green band where the eyes should be says what to
 change. Coordinates in ``detect_result`` are shares of the image the provider
 saw, which is the ``PreparedImage``, so they map onto any scaled copy of it.
-
 """
 
 from __future__ import annotations

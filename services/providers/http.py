@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -20,6 +20,7 @@ import aiohttp
 
 from services.errors import (
     MALFORMED,
+    BudgetEffect,
     ProviderError,
     ProviderRateLimitError,
     ProviderUnavailableError,
@@ -73,7 +74,11 @@ def json_object(provider: str, reply: HttpReply, faults: HttpFaults) -> Mapping[
     code = f"http_{status}"
     if status == 429 and faults.throttled is not None:
         raise ProviderRateLimitError(
-            provider, code=code, message_id=faults.throttled, retry_safe=True
+            provider,
+            code=code,
+            message_id=faults.throttled,
+            retry_safe=True,
+            budget=BudgetEffect.BACK_OFF,
         )
     if status >= 500:
         raise ProviderUnavailableError(
@@ -82,27 +87,42 @@ def json_object(provider: str, reply: HttpReply, faults: HttpFaults) -> Mapping[
     raise ProviderUnavailableError(provider, code=code, message_id=faults.other)
 
 
-def multipart_form(
-    fields: Mapping[str, str], file_field: str, file_name: str, mime_type: str, data: bytes
-) -> tuple[bytes, dict[str, str]]:
-    """A ``multipart/form-data`` body with text fields and one file, and its headers."""
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    file_name: str
+    mime_type: str
+    data: bytes
+
+
+def multipart_form(parts: Sequence[tuple[str, str | FilePart]]) -> tuple[bytes, dict[str, str]]:
+    """A ``multipart/form-data`` body of text fields and files, in order, and its headers."""
     boundary = secrets.token_hex(16)
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    parts.append(
-        f"--{boundary}\r\nContent-Disposition: form-data; "
-        f'name="{file_field}"; filename="{file_name}"\r\n'
-        f"Content-Type: {mime_type}\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-    )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    chunks: list[bytes] = []
+    for name, value in parts:
+        if isinstance(value, FilePart):
+            _header_safe(name, value.file_name, value.mime_type)
+            head = (
+                f'Content-Disposition: form-data; name="{name}"; filename="{value.file_name}"\r\n'
+                f"Content-Type: {value.mime_type}"
+            )
+            data = value.data
+        else:
+            _header_safe(name)
+            head = (
+                f'Content-Disposition: form-data; name="{name}"\r\n'
+                "Content-Type: text/plain; charset=utf-8"
+            )
+            data = value.encode("utf-8")
+        chunks.append(f"--{boundary}\r\n{head}\r\n\r\n".encode() + data + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _header_safe(*values: str) -> None:
+    """Names go into part headers unquoted: they are ours, never a user's, and plain."""
+    for value in values:
+        if any(c in value for c in '"\r\n'):
+            raise ValueError(f"not usable in a part header: {value!r}")
 
 
 class HttpTransport:
@@ -156,10 +176,9 @@ class HttpTransport:
             await asyncio.sleep(0)
 
 
-async def backoff(attempt: int, retry_after: float | None = None) -> None:
+async def backoff(attempt: int) -> None:
     """Short, bounded waits between retries: 0.5 s, 1 s, ... capped at 3 s."""
-    delay = retry_after if retry_after is not None else 0.5 * (2**attempt)
-    await asyncio.sleep(min(delay, 3.0))
+    await asyncio.sleep(min(0.5 * (2**attempt), 3.0))
 
 
 class CloudClient:
@@ -196,7 +215,7 @@ class CloudClient:
                     attempt + 1,
                     error.code,
                 )
-                await backoff(attempt, error.retry_after)
+                await backoff(attempt)
         raise AssertionError("attempts must be at least 1")
 
     async def close(self) -> None:

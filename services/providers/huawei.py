@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from services.errors import (
+    BudgetEffect,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitError,
@@ -55,7 +56,11 @@ def gateway_error(provider: str, reply: HttpReply) -> ProviderError | None:
     log.warning("%s gateway refused the call: %s %s", provider, code, msg)
     if reply.status == 429:
         return ProviderRateLimitError(
-            provider, code=code, provider_msg=msg, message_id=_GATEWAY_THROTTLED
+            provider,
+            code=code,
+            provider_msg=msg,
+            message_id=_GATEWAY_THROTTLED,
+            budget=BudgetEffect.BACK_OFF,
         )
     if reply.status >= 500:
         return ProviderUnavailableError(

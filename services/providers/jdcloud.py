@@ -179,7 +179,10 @@ GATEWAY_STATUSES: dict[str, CodeInfo] = {
 _GATEWAY_AUTH = CodeInfo(ProviderAuthError, N_("jdcloud.gateway_auth"))  # 401/403
 _GATEWAY_NOT_FOUND = CodeInfo(ProviderAuthError, N_("jdcloud.gateway_not_found"))  # wrong URL
 _GATEWAY_THROTTLED = CodeInfo(
-    ProviderRateLimitError, N_("jdcloud.gateway_throttled"), retry_safe=True
+    ProviderRateLimitError,
+    N_("jdcloud.gateway_throttled"),
+    retry_safe=True,
+    budget=BudgetEffect.BACK_OFF,
 )
 _GATEWAY_FAULT = CodeInfo(ProviderUnavailableError, N_("jdcloud.gateway_fault"))  # 5xx
 _GATEWAY_FAULT_UNSENT = CodeInfo(

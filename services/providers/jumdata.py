@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from services.errors import (
     MALFORMED,
@@ -32,6 +32,7 @@ from services.models import CheckResult, Measurements, Usage
 from services.providers.base import Checker
 from services.providers.http import (
     CloudClient,
+    FilePart,
     HttpFaults,
     HttpReply,
     HttpRequest,
@@ -95,9 +96,16 @@ FAULTS: Final = HttpFaults()
 
 
 def error_for_code(
-    provider: str, code: int, msg: str | None, *, charged: bool, task_no: str | None
+    provider: str,
+    code: int,
+    msg: str | None,
+    *,
+    charged: bool,
+    task_no: str | None,
+    codes: Mapping[int, CodeInfo] = CODES,
 ) -> ProviderError:
-    info = CODES.get(code, UNKNOWN_CODE)
+    """The error for a code of ``codes`` (the check's own table by default)."""
+    info = codes.get(code, UNKNOWN_CODE)
     if code == 400 and msg and any(hint.lower() in msg.lower() for hint in _CREDENTIAL_HINTS):
         info = AUTH_400
     return info.error(provider, code, msg=msg, usage=Usage(charged=charged, task_no=task_no))
@@ -117,21 +125,15 @@ class Answer:
         return MALFORMED.error(self.provider, "malformed", msg=self.msg, usage=self.usage)
 
 
-class ErrorForCode(Protocol):
-    def __call__(
-        self, provider: str, code: int, msg: str | None, *, charged: bool, task_no: str | None
-    ) -> ProviderError: ...
-
-
 def read_answer(
     provider: str,
     reply: HttpReply,
     *,
     charge_field: bool = True,
-    errors: ErrorForCode = error_for_code,
+    codes: Mapping[int, CodeInfo] = CODES,
 ) -> Answer:
-    """The envelope of a successful answer; raises ``errors(code)`` for any other code, and
-    for a body that is not a JSON object.
+    """The envelope of a successful answer; raises the error ``codes`` gives any other
+    code, and for a body that is not a JSON object.
 
     ``charge_field`` is False for the Huawei resale, whose answers carry no ``charge``:
     there a code-200 answer is the billed one.
@@ -147,7 +149,7 @@ def read_answer(
     if code != 200:
         if msg:
             log.info("%s answered code %s: %s (task %s)", provider, code, msg, task_no)
-        raise errors(provider, code, msg, charged=charged, task_no=task_no)
+        raise error_for_code(provider, code, msg, charged=charged, task_no=task_no, codes=codes)
     return answer
 
 
@@ -177,15 +179,16 @@ def parse_check_answer(
 def signed_form(
     app_id: str, app_secret: str, timestamp_ms: int, image: PreparedImage, **fields: str
 ) -> tuple[bytes, dict[str, str]]:
-    """Multipart form: signed credentials, the photo as ``file`` (the preferred field), and
+    """Multipart form: signed credentials, the photo as ``file`` (the preferred field), then
     the endpoint's own ``fields``."""
-    credentials = {
-        "appId": app_id,
-        "timestamp": str(timestamp_ms),
-        "sign": jumdata_sign(app_id, app_secret, timestamp_ms),
-    }
     return multipart_form(
-        {**credentials, **fields}, "file", image.file_name, image.mime_type, image.data
+        [
+            ("appId", app_id),
+            ("timestamp", str(timestamp_ms)),
+            ("sign", jumdata_sign(app_id, app_secret, timestamp_ms)),
+            ("file", FilePart(image.file_name, image.mime_type, image.data)),
+            *fields.items(),
+        ]
     )
 
 

@@ -10,9 +10,9 @@ Image limits: PNG/JPG/BMP, at most 8 MB, "分辨率应小于1920*1080". The
 resolution rule bounds the long side by 1920 *and* the short side by 1080, in either
 orientation. ``ImageLimits`` has one ``max_side``, so ``detect_limits_for(width,
 height)`` picks the ``max_side`` that makes ``prepare_image``'s proportional fit also
-bring the short side to 1080: inspect the photo, then prepare it with
-``detect_limits_for(info.width, info.height)``. ``DETECT_LIMITS_JUMDATA`` alone is
-right only for photos whose short side is at most 1080.
+bring the short side to 1080; ``JumdataDetector.limits_for`` hands it to
+``prepare_image``. ``DETECT_LIMITS_JUMDATA`` alone is right only for photos whose short
+side is at most 1080.
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ BASE_FIELDS: Final = ("landmark", "quality")
 ATTRIBUTE_FIELDS: Final = ("age", "gender", "expression", "glasses", "mask", "emotion")
 """Asked for only with ``attributes=True``."""
 
-# Detect's own meanings of two codes the check also has; every other code reads as the check's.
+# The check's codes, with detect's own meanings of two of them.
 DETECT_CODES: dict[int, CodeInfo] = {
+    **CODES,
     201: CodeInfo(ProviderInputError, N_("jumdata.detect_no_face")),
     # Not a credential problem: the photo is outside detect's limits.
     400: CodeInfo(ProviderInputError, N_("jumdata.detect_bad_request")),
@@ -200,16 +201,14 @@ def detect_error_for_code(
     provider: str, code: int, msg: str | None, *, charged: bool, task_no: str | None
 ) -> ProviderError:
     """The check's ``error_for_code`` with detect's own 201 and photo-related 400."""
-    error = error_for_code(provider, code, msg, charged=charged, task_no=task_no)
-    own = DETECT_CODES.get(code)
-    if own is not None and error.message_id == CODES[code].message_id:
-        return own.error(provider, code, msg=msg, usage=error.usage)
-    return error
+    return error_for_code(
+        provider, code, msg, charged=charged, task_no=task_no, codes=DETECT_CODES
+    )
 
 
 def parse_detect(reply: HttpReply, *, provider: str = PROVIDER) -> FacesResult:
     """A ``/face/detect`` answer as a ``FacesResult``, or the matching ``ProviderError``."""
-    answer = read_answer(provider, reply, errors=detect_error_for_code)
+    answer = read_answer(provider, reply, codes=DETECT_CODES)
     data = answer.data
     if not isinstance(data, Mapping):
         raise answer.malformed()

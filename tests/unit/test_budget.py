@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -18,14 +17,15 @@ from services.budget import (
     next_provider_midnight,
 )
 from services.errors import (
-    CodeInfo,
     ProviderError,
-    ProviderRateLimitError,
     ProviderUnavailableError,
     ServiceError,
 )
 from services.models import Usage
+from services.providers.http import HttpReply, json_object
+from services.providers.huawei import gateway_error
 from services.providers.jdcloud import BUSINESS_CODES, SYSTEM_CODES
+from services.providers.jdcloud import FAULTS as JD_FAULTS
 from services.providers.jumdata import CODES
 from services.storage.db import Database
 
@@ -45,9 +45,15 @@ def budgets(database: Database, clock: FakeClock, reserve: int = 0) -> ProviderB
 
 def vendor_error(provider: str, code: int | str, usage: Usage | None = None) -> ProviderError:
     """The error a provider's client raises for ``code``, read from the vendor's code table."""
-    table: Mapping[int, CodeInfo] | Mapping[str, CodeInfo]
-    table = SYSTEM_CODES if provider == "jdcloud" else CODES
-    return table[code].error(provider, code, usage=usage)  # type: ignore[index]
+    info = SYSTEM_CODES[str(code)] if provider == "jdcloud" else CODES[int(code)]
+    return info.error(provider, code, usage=usage)
+
+
+def json_object_error(provider: str, reply: HttpReply) -> ProviderError:
+    """What JD's client raises for a body that is not JSON."""
+    with pytest.raises(ProviderError) as caught:
+        json_object(provider, reply, JD_FAULTS)
+    return caught.value
 
 
 def jd(remain: int | None = None, times: int | None = None, seconds: int | None = None) -> Usage:
@@ -183,7 +189,14 @@ async def test_jd_10010_needs_the_operator_and_10040_waits_for_the_reset(
 
 @pytest.mark.parametrize(
     ("provider", "code", "seconds"),
-    [("jumdata", 606, 60), ("jumdata", 609, 10), ("jdcloud", "10043", 1), ("jdcloud", "10044", 1)],
+    [
+        ("jumdata", 606, 60),
+        ("jumdata", 609, 10),
+        ("huawei", 606, 60),
+        ("huawei", 609, 10),
+        ("jdcloud", "10043", 1),
+        ("jdcloud", "10044", 1),
+    ],
 )
 async def test_rate_limits_back_the_provider_off(
     database: Database, clock: FakeClock, provider: str, code: int | str, seconds: int
@@ -204,7 +217,7 @@ async def test_rate_limits_back_the_provider_off(
     assert status.available and status.backoff_until is None
 
 
-async def test_a_back_off_is_never_shortened_and_honours_retry_after(
+async def test_a_back_off_is_never_shortened_and_a_gateway_throttle_waits_5_s(
     database: Database, clock: FakeClock
 ) -> None:
     book = budgets(database, clock)
@@ -216,10 +229,17 @@ async def test_a_back_off_is_never_shortened_and_honours_retry_after(
         await book.before_call("jumdata", admin=False)
     assert refused.value.until == start + timedelta(seconds=60)
 
-    await book.after_error(ProviderRateLimitError("jdcloud", code="http_429", retry_after=30))
+    throttled = json_object_error("jdcloud", HttpReply(429, b"<html>slow down</html>"))
+    await book.after_error(throttled)
     with pytest.raises(ProviderBackingOff) as refused:
         await book.before_call("jdcloud", admin=False)
-    assert refused.value.until == clock() + timedelta(seconds=30)
+    assert refused.value.until == clock() + timedelta(seconds=5)
+    gateway = gateway_error("huawei", HttpReply(429, b'{"error_code": "APIG.0308"}'))
+    assert gateway is not None
+    await book.after_error(gateway)
+    with pytest.raises(ProviderBackingOff) as refused:
+        await book.before_call("huawei", admin=False)
+    assert refused.value.until == clock() + timedelta(seconds=5)
 
 
 async def test_other_errors_leave_the_budget_alone(database: Database, clock: FakeClock) -> None:

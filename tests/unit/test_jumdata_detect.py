@@ -185,22 +185,6 @@ def test_unreadable_answers(payload: Any, status: int, message_id: str, retry_sa
 
 
 @pytest.mark.parametrize(
-    ("size", "fits"),
-    [
-        ((1920, 1080), True),
-        ((1080, 1920), True),
-        ((1000, 1000), True),
-        ((1921, 1080), False),
-        ((1920, 1081), False),
-        ((1500, 1500), False),
-        ((1081, 1921), False),
-    ],
-)
-def test_fit_detect_box(size: tuple[int, int], fits: bool) -> None:
-    assert fit_detect_box(*size) is fits
-
-
-@pytest.mark.parametrize(
     ("size", "max_side"),
     [
         ((1920, 1080), 1920),

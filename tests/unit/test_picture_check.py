@@ -1,4 +1,4 @@
-"""services.annotate: the check drawn onto the photo."""
+"""services.pictures.check: the check drawn onto the photo."""
 
 from __future__ import annotations
 

@@ -1,0 +1,143 @@
+"""services.providers.http: the multipart body a real server reads, bodies that are not JSON,
+and the call loop that re-signs every attempt and retries only what cannot have charged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.errors import (
+    ProviderError,
+    ProviderInputError,
+    ProviderRateLimitError,
+    ProviderUnavailableError,
+)
+from services.providers.http import (
+    CloudClient,
+    FilePart,
+    HttpFaults,
+    HttpReply,
+    HttpRequest,
+    json_object,
+    multipart_form,
+)
+
+PHOTO = bytes(range(256)) * 40 + b"\r\n--not-a-boundary\r\n"
+
+
+async def read_with_aiohttp(body: bytes, headers: dict[str, str]) -> list[tuple[str, Any]]:
+    """What aiohttp's own server-side multipart reader makes of the body."""
+    seen: list[tuple[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        reader = await request.multipart()
+        async for part in reader:
+            assert not isinstance(part, type(reader))
+            content = await part.read()
+            seen.append((part.name or "", (part.filename, part.headers["Content-Type"], content)))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post("/", data=body, headers=headers)
+        assert response.status == 200
+    return seen
+
+
+async def test_a_server_reads_the_multipart_form_in_order() -> None:
+    body, headers = multipart_form(
+        [
+            ("appId", "app"),
+            ("timestamp", "1700000000000"),
+            ("file", FilePart("photo.jpg", "image/jpeg", PHOTO)),
+            ("faceField", "landmark,quality"),
+        ]
+    )
+    parts = await read_with_aiohttp(body, headers)
+    assert [name for name, _ in parts] == ["appId", "timestamp", "file", "faceField"]
+    assert parts[0][1] == (None, "text/plain; charset=utf-8", b"app")
+    assert parts[2][1] == ("photo.jpg", "image/jpeg", PHOTO)
+    assert parts[3][1][2] == b"landmark,quality"
+
+
+def test_header_values_that_would_break_a_part_are_refused() -> None:
+    with pytest.raises(ValueError):
+        multipart_form([('na"me', "x")])
+    with pytest.raises(ValueError):
+        multipart_form([("file", FilePart("a\r\nb.jpg", "image/jpeg", b""))])
+
+
+FAULTS = HttpFaults(throttled="x.throttled", server="x.fault", other="x.other")
+
+
+@pytest.mark.parametrize(
+    ("status", "family", "message_id", "retry_safe"),
+    [
+        (200, ProviderUnavailableError, "provider.malformed", False),
+        (429, ProviderRateLimitError, "x.throttled", True),
+        (502, ProviderUnavailableError, "x.fault", True),
+        (503, ProviderUnavailableError, "x.fault", True),
+        (504, ProviderUnavailableError, "x.fault", False),  # the gateway may have passed it on
+        (500, ProviderUnavailableError, "x.fault", False),
+        (404, ProviderUnavailableError, "x.other", False),
+    ],
+)
+def test_a_body_that_is_not_json(
+    status: int, family: type[ProviderError], message_id: str, retry_safe: bool
+) -> None:
+    with pytest.raises(ProviderError) as caught:
+        json_object("x", HttpReply(status, b"<html>proxy</html>"), FAULTS)
+    error = caught.value
+    assert type(error) is family and error.message_id == message_id
+    assert error.retry_safe is retry_safe and not error.charged
+
+
+class Scripted(CloudClient):
+    name = "x"
+
+    def __init__(self, failures: list[ProviderError]) -> None:
+        super().__init__(1)
+        self.failures = failures
+        self.built: list[int] = []
+
+    async def run(self) -> str:
+        async def post(request: HttpRequest) -> HttpReply:
+            return HttpReply(200, request.body)
+
+        self._http.post = post  # type: ignore[method-assign]
+
+        def build() -> HttpRequest:
+            self.built.append(len(self.built))
+            return HttpRequest("http://x/", str(len(self.built)).encode(), {})
+
+        def parse(reply: HttpReply) -> str:
+            if self.failures:
+                raise self.failures.pop(0)
+            return reply.body.decode()
+
+        return await self.call("check", build, parse)
+
+
+async def test_each_attempt_is_built_afresh_and_only_safe_failures_repeat(monkeypatch) -> None:
+    async def no_wait(attempt: int) -> None:
+        return None
+
+    monkeypatch.setattr("services.providers.http.backoff", no_wait)
+    unsent = ProviderUnavailableError("x", code="network", retry_safe=True)
+    client = Scripted([unsent, unsent])
+    assert await client.run() == "3"  # the third request, signed anew, answered
+    assert client.built == [0, 1, 2]
+
+    client = Scripted([unsent, unsent, unsent])
+    with pytest.raises(ProviderUnavailableError):
+        await client.run()
+    assert len(client.built) == 3  # bounded
+
+    client = Scripted([ProviderInputError("x", code=205)])
+    with pytest.raises(ProviderInputError):
+        await client.run()
+    assert client.built == [0]  # the provider looked at the photo: never again
