@@ -1,11 +1,15 @@
-"""``DbPreferences``: the ``Preferences`` protocol kept in the ``users`` table."""
+"""``DbPreferences``: the ``Preferences`` protocol kept in the ``users`` table.
+
+Each call is one statement: a read, an upsert that changes only its own column (a new
+user's other setting starts empty), or, to clear the spec, an update that creates no row.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.storage import tables
@@ -38,6 +42,34 @@ class DbPreferences:
             await connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=[_USERS.c.id], set_={"locale": statement.excluded.locale}
+                )
+            )
+
+        await self.database.run(work)
+
+    async def get_spec(self, user_id: int) -> str | None:
+        async with self.database.read() as connection:
+            result = await connection.execute(select(_USERS.c.spec).where(_USERS.c.id == user_id))
+            return result.scalar_one_or_none()
+
+    async def set_spec(self, user_id: int, spec: str | None) -> None:
+        if spec is not None and len(spec) > tables.SPEC_LENGTH:
+            # PostgreSQL would refuse it and SQLite keep it: refuse it on both.
+            raise ValueError(f"spec id longer than {tables.SPEC_LENGTH} characters: {spec[:80]!r}")
+
+        async def work(connection: AsyncConnection) -> None:
+            if spec is None:
+                # Back to the generic check: nothing to store for a user we do not know.
+                await connection.execute(
+                    update(_USERS).where(_USERS.c.id == user_id).values(spec=None)
+                )
+                return
+            statement = upsert(connection, _USERS).values(
+                id=user_id, spec=spec, created=self.clock()
+            )
+            await connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[_USERS.c.id], set_={"spec": statement.excluded.spec}
                 )
             )
 

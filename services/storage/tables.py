@@ -55,6 +55,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# The longest spec id ``users.spec`` holds (a ``services.specs`` id, e.g. "us-passport").
+SPEC_LENGTH = 64
+
 # A 64-bit key that still autoincrements on SQLite (only INTEGER PRIMARY KEY does).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -71,6 +74,9 @@ class User(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     locale: Mapped[str | None] = mapped_column(String(16))
     created: Mapped[datetime] = mapped_column(UtcDateTime())
+    # 0003: the document the user's photos are checked for (a ``services.specs`` id);
+    # None: the generic check.
+    spec: Mapped[str | None] = mapped_column(String(SPEC_LENGTH))
 
 
 class QuotaCounter(Base):

@@ -396,16 +396,21 @@ async def test_forget_deletes_what_is_kept_but_not_todays_count(database: Databa
     book = ledger(database, daily_limit=3)
     prefs = DbPreferences(database)
     await prefs.set_locale(USER, "ru")
+    await prefs.set_spec(USER, "us-passport")
     await prefs.set_locale(USER + 1, "en")
+    await prefs.set_spec(USER + 1, "icao")
+    await prefs.set_spec(USER + 2, "us-passport")  # a spec without a locale
     assert await call(book, USER, Operation.CHECK, charged=True)
     assert await call(book, USER, Operation.COMPARE, charged=False)
     assert await call(book, USER + 1, Operation.CHECK, charged=True)
     pending = await book.reserve(USER, Operation.DETECT, "jumdata", admin=False)
 
     await book.forget(USER)
+    await book.forget(USER + 2)
 
-    assert await prefs.get_locale(USER) is None
-    assert await prefs.get_locale(USER + 1) == "en"
+    assert (await prefs.get_locale(USER), await prefs.get_spec(USER)) == (None, None)
+    assert await prefs.get_spec(USER + 2) is None
+    assert (await prefs.get_locale(USER + 1), await prefs.get_spec(USER + 1)) == ("en", "icao")
     for model, column in (
         (User, User.id),
         (ReservationRow, ReservationRow.user_id),

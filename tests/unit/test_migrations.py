@@ -41,13 +41,20 @@ pytest_plugins = ["tests.db"]
 NOON = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 TABLES = {"users", "quota_counters", "reservations", "usage", "provider_budgets"}
 INDEXES_0002 = {"ix_usage_at", "ix_usage_user_id", "ix_reservations_state_expires_at"}
+USERS_0002 = {"id", "locale", "created"}
+USERS_0003 = USERS_0002 | {"spec"}
 
 
 def _schema(connection: Connection) -> dict[str, Any]:
     inspector = inspect(connection)
     tables = set(inspector.get_table_names())
     indexes = {index["name"] for table in tables & TABLES for index in inspector.get_indexes(table)}
-    return {"tables": tables, "indexes": indexes}
+    users = (
+        {column["name"] for column in inspector.get_columns("users")}
+        if "users" in tables
+        else set()
+    )
+    return {"tables": tables, "indexes": indexes, "users": users}
 
 
 async def schema(database: Database) -> dict[str, Any]:
@@ -55,8 +62,8 @@ async def schema(database: Database) -> dict[str, Any]:
         return await connection.run_sync(_schema)
 
 
-def test_the_head_is_0002() -> None:
-    assert head_revision() == "0002"
+def test_the_head_is_0003() -> None:
+    assert head_revision() == "0003"
 
 
 async def test_a_fresh_database_is_created_at_the_head(database: Database) -> None:
@@ -64,15 +71,22 @@ async def test_a_fresh_database_is_created_at_the_head(database: Database) -> No
     found = await schema(database)
     assert found["tables"] >= TABLES | {"alembic_version"}
     assert found["indexes"] >= INDEXES_0002
+    assert found["users"] == USERS_0003
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def differences(database: Database) -> list[Any]:
+    """What the migrated schema lacks or has beyond the tables in ``tables.py``."""
+    async with database.engine.connect() as connection:
+        return await connection.run_sync(_differences)
 
 
 async def test_the_migrated_schema_matches_the_tables(database: Database) -> None:
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return compare_metadata(context, Base.metadata)
-
-    async with database.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
+    assert await differences(database) == []
 
 
 async def test_an_older_database_upgrades_in_place_and_keeps_its_data(
@@ -127,6 +141,7 @@ async def test_an_older_database_upgrades_in_place_and_keeps_its_data(
         assert await current_revision(new) == head_revision()
         assert (await schema(new))["indexes"] >= INDEXES_0002
         assert await DbPreferences(new).get_locale(5) == "ru"
+        assert await DbPreferences(new).get_spec(5) is None
         ledger = Ledger(new, daily_limit=3, clock=lambda: NOON)
         # 2 used, of which 1 is the open reservation: the third unit is the last.
         await ledger.reserve(5, Operation.CHECK, "jumdata", admin=False)
@@ -140,6 +155,61 @@ async def test_an_older_database_upgrades_in_place_and_keeps_its_data(
         assert (at, remain) == (NOON, 7)
     finally:
         await new.close()
+
+
+async def test_0002_upgrades_to_the_head_keeping_locales_with_no_spec(
+    database_target: DatabaseTarget,
+) -> None:
+    old = await database_target.open(migrate=False)
+    try:
+        await upgrade(old, "0002")
+        assert (await schema(old))["users"] == USERS_0002
+        async with old.transaction() as connection:
+            # Only the 0002 columns: the model's ``spec`` is not in the table yet.
+            await connection.execute(
+                insert(User),
+                [
+                    {"id": 5, "locale": "ru", "created": NOON},
+                    {"id": 6, "locale": None, "created": NOON},
+                ],
+            )
+    finally:
+        await old.close()
+
+    new = await database_target.open()  # what the bot does at start-up
+    try:
+        assert await current_revision(new) == head_revision()
+        assert (await schema(new))["users"] == USERS_0003
+        async with new.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(User.id, User.locale, User.spec, User.created).order_by(User.id)
+                )
+            ).all()
+        assert [tuple(row) for row in rows] == [(5, "ru", None, NOON), (6, None, None, NOON)]
+        prefs = DbPreferences(new)
+        await prefs.set_spec(5, "us-passport")
+        assert (await prefs.get_locale(5), await prefs.get_spec(5)) == ("ru", "us-passport")
+        assert (await prefs.get_locale(6), await prefs.get_spec(6)) == (None, None)
+    finally:
+        await new.close()
+
+
+async def test_0003_downgrades_dropping_the_spec_and_keeping_the_locale(
+    database: Database,
+) -> None:
+    prefs = DbPreferences(database)
+    await prefs.set_locale(5, "ru")
+    await prefs.set_spec(5, "us-passport")
+    await downgrade(database, "0002")
+    assert await current_revision(database) == "0002"
+    assert (await schema(database))["users"] == USERS_0002
+    assert await prefs.get_locale(5) == "ru"
+    await upgrade(database)
+    assert (await schema(database))["users"] == USERS_0003
+    assert (await prefs.get_locale(5), await prefs.get_spec(5)) == ("ru", None)
+    # On SQLite the downgrade copied the table (batch mode): nothing else changed.
+    assert await differences(database) == []
 
 
 async def test_downgrade_and_upgrade_again(database: Database) -> None:
