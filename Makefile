@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) -m bench.check_roundtrip
 	$(PY) -m bench.local_engine
 	$(PY) -m bench.ledger
+	$(PY) -m bench.spec_check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -22,10 +22,12 @@ from aiogram.utils.i18n import gettext as _
 from bot.config import Settings
 from bot.flows import FlowTimers
 from bot.handlers import routers
+from bot.handlers.make import MakeMiddleware
 from bot.i18n import LOCALES, LocaleMiddleware, create_i18n
 from bot.middlewares.album import AlbumMiddleware
 from bot.middlewares.caller import CallerMiddleware
 from bot.middlewares.inflight import InFlightMiddleware
+from bot.operations import MakeKeeper
 from services.prefs import MemoryPreferences, Preferences
 from services.storage.prefs import DbPreferences
 from services.wiring import Services
@@ -67,6 +69,10 @@ def create_dispatcher(
     dispatcher["settings"] = settings
     dispatcher["i18n"] = i18n
     dispatcher["timers"] = FlowTimers(settings.flow_timeout, i18n)
+
+    keeper = MakeKeeper(dispatcher.storage)
+    dispatcher["make_keeper"] = keeper
+    dispatcher.update.outer_middleware(MakeMiddleware(keeper))
 
     inflight = InFlightMiddleware()
     dispatcher.update.outer_middleware(inflight)
@@ -112,6 +118,7 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
         with i18n.context(), i18n.use_locale(locale):
             commands = [
                 BotCommand(command="check", description=_("command.check")),
+                BotCommand(command="spec", description=_("command.spec")),
                 BotCommand(command="compare", description=_("command.compare")),
                 BotCommand(command="faces", description=_("command.faces")),
                 BotCommand(command="analyze", description=_("command.analyze")),
@@ -137,11 +144,16 @@ async def on_shutdown(inflight: InFlightMiddleware, services: Services, timers: 
 
 
 def create_storage(settings: Settings) -> BaseStorage:
-    """FSM state in Redis when ``REDIS_URL`` is set (restarts, several processes), else memory."""
+    """FSM state in Redis when ``REDIS_URL`` is set (restarts, several processes), else memory.
+
+    Nothing kept there outlives ``FLOW_TIMEOUT`` (a waiting flow, a check reply's "Make"
+    data), so Redis lets every key go after twice that, whichever process wrote it.
+    """
     if settings.redis_url:
         from aiogram.fsm.storage.redis import RedisStorage
 
-        return RedisStorage.from_url(settings.redis_url)
+        ttl = max(60, round(2 * settings.flow_timeout))
+        return RedisStorage.from_url(settings.redis_url, state_ttl=ttl, data_ttl=ttl)
     return MemoryStorage()
 
 

@@ -47,6 +47,11 @@ class Settings(ServiceSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="one of DEBUG, INFO, WARNING, ERROR"
     )
+    default_spec: str = Field(
+        "",
+        description="a document spec id such as us-passport or schengen (see /spec), "
+        "one whose photo is not taken at the office, or empty for the generic check",
+    )
 
     @field_validator("bot_token")
     @classmethod
@@ -102,6 +107,22 @@ class Settings(ServiceSettings):
 
             return match_locale(value) or value
         return value
+
+    @field_validator("default_spec")
+    @classmethod
+    def _spec(cls, value: str) -> str:
+        """A spec users without a choice of their own are checked against, as its id."""
+        from services.specs import Medium, UnknownSpec, catalogue
+
+        if not value.strip():
+            return ""
+        try:
+            spec = catalogue().get(value)
+        except UnknownSpec:
+            raise ValueError("unknown spec") from None
+        if spec.medium is Medium.OFFICE:
+            raise ValueError("taken at the office")
+        return spec.id
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -8,8 +8,10 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import LANGUAGE_NAMES, LOCALES
+from bot.render.spec import flag, spec_name
 from services.i18n import N_
 from services.models import Operation
+from services.specs import Medium, Spec, catalogue
 
 
 class PhotoAction(CallbackData, prefix="photo"):
@@ -48,4 +50,101 @@ def languages(current: str) -> InlineKeyboardMarkup:
             text=mark + LANGUAGE_NAMES[locale], callback_data=LanguageChoice(locale=locale)
         )
     builder.adjust(3)
+    return builder.as_markup()
+
+
+class SpecChoice(CallbackData, prefix="spec"):
+    """A /spec button: ``countries`` (the first screen), ``country`` (its documents),
+    ``set`` (a spec id, or ``generic``)."""
+
+    action: str
+    value: str = ""
+
+
+GENERIC = "generic"
+
+# The countries most asked about, first; the rest follow in the data file's order.
+POPULAR_COUNTRIES = ("us", "gb", "eu", "cn", "ru", "in", "ca", "au", "jp", "kr", "de")
+
+
+def spec_countries(current: Spec | None) -> InlineKeyboardMarkup:
+    """Countries (flag and code), the ICAO baseline, and the generic check."""
+    specs = catalogue()
+    with_specs = {spec.country for spec in specs.specs}
+    order = [c for c in POPULAR_COUNTRIES if c in with_specs]
+    order += [c for c in specs.countries if c in with_specs and c not in order]
+    builder = InlineKeyboardBuilder()
+    for alpha2 in order:
+        mark = "✓ " if current is not None and current.country == alpha2 else ""
+        builder.button(
+            text=mark + f"{flag(alpha2)} {alpha2.upper()}".strip(),
+            callback_data=SpecChoice(action="country", value=alpha2),
+        )
+    for spec in specs.of_country(""):
+        mark = "✓ " if current is not None and current.id == spec.id else ""
+        builder.button(
+            text=mark + spec_name(spec), callback_data=SpecChoice(action="set", value=spec.id)
+        )
+    mark = "✓ " if current is None else ""
+    builder.button(
+        text=mark + _("button.spec.generic"), callback_data=SpecChoice(action="set", value=GENERIC)
+    )
+    rows = [4] * (len(order) // 4) + ([len(order) % 4] if len(order) % 4 else [])
+    builder.adjust(*rows, 1)
+    return builder.as_markup()
+
+
+def spec_documents(alpha2: str, current: Spec | None) -> InlineKeyboardMarkup:
+    """A country's documents, one a row, and the way back to the countries."""
+    builder = InlineKeyboardBuilder()
+    for spec in catalogue().of_country(alpha2):
+        mark = "✓ " if current is not None and current.id == spec.id else ""
+        office = "🏢 " if spec.medium is Medium.OFFICE else ""
+        builder.button(
+            text=mark + office + spec_name(spec),
+            callback_data=SpecChoice(action="set", value=spec.id),
+        )
+    builder.button(text=_("button.spec.back"), callback_data=SpecChoice(action="countries"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+class MakeAction(CallbackData, prefix="make"):
+    """A button under a check against a document: ``file`` makes the document's photo,
+    ``sheet`` a 10x15 cm print sheet of it. ``message_id`` is the check reply that carries
+    the buttons: what the check measured is kept under it (``bot.operations.MakeKeeper``)."""
+
+    action: str
+    message_id: int
+
+
+MAKE_FILE = "file"
+MAKE_SHEET = "sheet"
+
+
+def can_make(spec: Spec) -> bool:
+    """A spec the bot can make a file for: a print size or pixel limits, not an office spec."""
+    if spec.medium is Medium.OFFICE:
+        return False
+    sized = spec.width_mm is not None and spec.height_mm is not None
+    return sized or (spec.width_px is not None and spec.height_px is not None)
+
+
+def can_print_sheet(spec: Spec) -> bool:
+    return spec.medium is Medium.PRINT and spec.width_mm is not None and spec.height_mm is not None
+
+
+def make_buttons(spec: Spec, message_id: int) -> InlineKeyboardMarkup:
+    """ "Make a US passport photo" and, for a print, "Print sheet (10×15 cm)"."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("button.make").format(document=spec_name(spec)),
+        callback_data=MakeAction(action=MAKE_FILE, message_id=message_id),
+    )
+    if can_print_sheet(spec):
+        builder.button(
+            text=_("button.make_sheet"),
+            callback_data=MakeAction(action=MAKE_SHEET, message_id=message_id),
+        )
+    builder.adjust(1)
     return builder.as_markup()

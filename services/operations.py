@@ -25,12 +25,16 @@ from services.models import (
     Face,
     FacesResult,
     Operation,
+    Reason,
     Verdict,
 )
 from services.pictures.boxes import annotate_faces_async
 from services.pictures.check import annotate_check_async
 from services.pictures.compare import compare_side_by_side_async
 from services.providers.base import Analyzer, Checker, Comparer, Detector, Provider
+from services.rules import GEOMETRY
+from services.specs import Medium, Spec
+from services.specs.judge import Judgement, SpecNotCheckable, judge
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +60,7 @@ class OperationService(Generic[P]):
 
     @property
     def available(self) -> bool:
-        return self.provider.available or (
-            self.fallback is not None and self.fallback.available
-        )
+        return self.provider.available or (self.fallback is not None and self.fallback.available)
 
     @property
     def providers(self) -> tuple[P, ...]:
@@ -107,17 +109,62 @@ class CheckOutcome:
     image: PreparedImage  # what the provider saw
     picture: bytes  # JPEG of that image with the rules drawn on it
     fell_back_from: str | None = None
+    judgement: Judgement | None = None  # the measurements against the chosen spec, if any
+
+    @property
+    def spec(self) -> Spec | None:
+        return None if self.judgement is None else self.judgement.spec
+
+    @property
+    def passed(self) -> bool:
+        """The verdict: the provider's, or under a spec the spec's with the quality rules.
+
+        Under a spec the generic geometry rules (``rules.GEOMETRY``) give way to the
+        spec's head, eye and size rules; any other reason, a reason the catalogue does
+        not know included, still fails, and so does a failure the provider gave no
+        reason for.
+        """
+        if self.judgement is None:
+            return self.result.passed
+        return (
+            not self.other_reasons
+            and self.judgement.passed
+            and (self.result.passed or bool(self.result.reasons))
+        )
+
+    @property
+    def other_reasons(self) -> tuple[Reason, ...]:
+        """The provider's reasons that hold under the spec: all of them without one."""
+        if self.judgement is None:
+            return self.result.reasons
+        return tuple(r for r in self.result.reasons if r.rule_field not in GEOMETRY)
 
 
 class CheckService(OperationService[Checker]):
     operation = Operation.CHECK
 
-    async def check(self, data: bytes, caller: Caller | None = None) -> CheckOutcome:
+    async def check(
+        self, data: bytes, caller: Caller | None = None, *, spec: Spec | None = None
+    ) -> CheckOutcome:
+        """Check a photo; with ``spec``, judge it against that document too.
+
+        An office spec (``Medium.OFFICE``) raises ``SpecNotCheckable`` before any photo
+        work, provider call or quota.
+        """
+        if spec is not None and spec.medium is Medium.OFFICE:
+            raise SpecNotCheckable(spec)
         answered = await self._run_one(data, caller, lambda p, image: p.check(image))
         result, image = answered.result, answered.prepared
-        log.info("check: pass=%s reasons=%d", result.passed, len(result.reasons))
-        picture = await annotate_check_async(image, result)
-        return CheckOutcome(result, image, picture, answered.fell_back_from)
+        judgement = None if spec is None else judge(spec, result.measurements)
+        log.info(
+            "check: pass=%s reasons=%d spec=%s spec_pass=%s",
+            result.passed,
+            len(result.reasons),
+            None if spec is None else spec.id,
+            None if judgement is None else judgement.passed,
+        )
+        picture = await annotate_check_async(image, result, judgement)
+        return CheckOutcome(result, image, picture, answered.fell_back_from, judgement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +239,8 @@ async def _faces_outcome(
     answered: Answered[P, PreparedImage, FacesResult], *, draw_landmarks: bool
 ) -> FacesOutcome:
     faces = tuple(sorted(answered.result.faces, key=lambda face: face.box.area, reverse=True))
-    picture = await annotate_faces_async(
-        answered.prepared, faces, draw_landmarks=draw_landmarks
-    )
-    return FacesOutcome(
-        answered.result, faces, answered.prepared, picture, answered.fell_back_from
-    )
+    picture = await annotate_faces_async(answered.prepared, faces, draw_landmarks=draw_landmarks)
+    return FacesOutcome(answered.result, faces, answered.prepared, picture, answered.fell_back_from)
 
 
 class DetectService(OperationService[Detector]):

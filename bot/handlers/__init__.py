@@ -6,7 +6,17 @@ process can run several dispatchers: the tests and the benchmarks do.
 
 from aiogram import Router
 
-from bot.handlers import account, common, compare, fallback, language, photo_menu, photo_ops
+from bot.handlers import (
+    account,
+    common,
+    compare,
+    fallback,
+    language,
+    make,
+    photo_menu,
+    photo_ops,
+    spec,
+)
 from services.models import Operation
 
 
@@ -14,6 +24,8 @@ def routers() -> list[Router]:
     return [
         common.create_router(),
         language.create_router(),
+        spec.create_router(),
+        make.create_router(),
         account.create_router(),
         photo_ops.create_router(Operation.CHECK),
         photo_ops.create_router(Operation.DETECT),

@@ -14,11 +14,13 @@ from bot.config import Settings
 from bot.filters import HasImage, refuse_if_unavailable
 from bot.flows import FlowTimers
 from bot.handlers.compare import wait_for_second
+from bot.handlers.spec import current_spec
 from bot.keyboards import PhotoAction, photo_actions
 from bot.media import image_ref
-from bot.operations import run_single
+from bot.operations import Options, run_single
 from services.metering import Caller
 from services.models import Operation
+from services.prefs import Preferences
 from services.wiring import Services
 
 
@@ -38,6 +40,7 @@ async def on_photo_action(
     settings: Settings,
     state: FSMContext,
     timers: FlowTimers,
+    preferences: Preferences,
     caller: Caller | None = None,
 ) -> None:
     menu = query.message
@@ -56,7 +59,12 @@ async def on_photo_action(
     if operation is Operation.COMPARE:
         await wait_for_second(photo_message, ref, state, bot, timers)
         return
-    await run_single(operation, photo_message, ref, bot, services, settings, caller=caller)
+    options = Options()
+    if operation is Operation.CHECK:
+        # The document of whoever pressed, as their /check with no code would use it.
+        spec = await current_spec(query.from_user.id, preferences, settings)
+        options = options.with_spec(spec, offer=spec is None)
+    await run_single(operation, photo_message, ref, bot, services, settings, options, caller)
 
 
 def create_router() -> Router:

@@ -16,12 +16,14 @@ from aiogram.utils.i18n import gettext as _
 from bot.config import Settings
 from bot.filters import HasImage, OperationGate, RepliesToImage
 from bot.flows import FlowTimers, end_flow, on_not_a_photo, start_flow
+from bot.handlers.spec import spec_for_check
 from bot.media import ImageRef
 from bot.operations import COMMANDS, Options, run_album, run_single
 from bot.states import PhotoFlow
 from services.i18n import N_
 from services.metering import Caller
 from services.models import Operation
+from services.prefs import Preferences
 from services.wiring import Services
 
 _SEND_PHOTO = {
@@ -29,6 +31,23 @@ _SEND_PHOTO = {
     Operation.DETECT: N_("faces.send_photo"),
     Operation.ANALYZE: N_("analyze.send_photo"),
 }
+
+
+async def _options(
+    message: Message,
+    command: CommandObject,
+    operation: Operation,
+    preferences: Preferences,
+    settings: Settings,
+) -> Options | None:
+    """What the command asks for; for /check the spec too (``/check CODE``, else the stored
+    one). None when an unknown code or an office spec has been answered: no download."""
+    if operation is not Operation.CHECK:
+        return Options.parse(command.args)
+    go_on, spec, offer = await spec_for_check(message, command.args, preferences, settings)
+    if not go_on:
+        return None
+    return Options().with_spec(spec, offer=offer)
 
 
 async def with_photo(
@@ -41,12 +60,15 @@ async def with_photo(
     settings: Settings,
     state: FSMContext,
     timers: FlowTimers,
+    preferences: Preferences,
     album: list[Message] | None = None,
     caller: Caller | None = None,
 ) -> None:
     """The command in a photo's caption (or an album's): that photo, or each of the album's."""
     await end_flow(state, timers, message)
-    options = Options.parse(command.args)
+    options = await _options(message, command, operation, preferences, settings)
+    if options is None:
+        return
     if album:
         await run_album(operation, album, bot, services, settings, options, caller)
     else:
@@ -64,19 +86,16 @@ async def as_reply(
     settings: Settings,
     state: FSMContext,
     timers: FlowTimers,
+    preferences: Preferences,
     caller: Caller | None = None,
 ) -> None:
     """The command sent as a reply to a photo: the answer replies to that photo."""
     await end_flow(state, timers, message)
+    options = await _options(message, command, operation, preferences, settings)
+    if options is None:
+        return
     await run_single(
-        operation,
-        replied_message,
-        replied_image,
-        bot,
-        services,
-        settings,
-        Options.parse(command.args),
-        caller,
+        operation, replied_message, replied_image, bot, services, settings, options, caller
     )
 
 
@@ -87,9 +106,14 @@ async def ask_for_photo(
     bot: Bot,
     state: FSMContext,
     timers: FlowTimers,
+    preferences: Preferences,
+    settings: Settings,
 ) -> None:
     """The command alone: wait for the photo (``on_awaited_photo``)."""
-    data = {"operation": operation.value, **Options.parse(command.args).to_data()}
+    options = await _options(message, command, operation, preferences, settings)
+    if options is None:
+        return
+    data = {"operation": operation.value, **options.to_data()}
     await start_flow(state, timers, bot, message, PhotoFlow.waiting, data)
     await message.answer(_(_SEND_PHOTO[operation]))
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from aiogram.utils.i18n import gettext as _
 
+from bot.render.spec import judgement_lines, offer_text, title_text
 from bot.render.text import (
     Html,
     change_notes,
@@ -21,7 +22,8 @@ from bot.render.text import (
 from services.i18n import N_
 from services.images import PreparedImage
 from services.models import CheckResult, Measurements, Reason
-from services.rules import RuleOutcome, Side
+from services.rules import GEOMETRY, RuleOutcome, Side
+from services.specs.judge import Judgement
 
 # Measured fields as the user reads them (rules, and what an engine did not check).
 FIELD_NAMES = {
@@ -71,9 +73,23 @@ def check_report(
     *,
     compressed: bool,
     fell_back_from: str | None = None,
+    judgement: Judgement | None = None,
+    passed: bool | None = None,
+    offer_spec: bool = False,
 ) -> list[str]:
-    """Sections of the reply: verdict with reasons, measured values, notes."""
-    sections = [_verdict_section(result)]
+    """Sections of the reply: verdict with reasons, measured values, notes.
+
+    With a ``judgement`` (a check against a document spec) ``passed`` is the verdict
+    (``CheckOutcome.passed``), the spec's failed rules come first in the document's units
+    and the generic geometry reasons are left out: the spec's rules replace them.
+    ``offer_spec``: nothing was chosen, so the reply offers /spec.
+    """
+    if judgement is None:
+        sections = [_verdict_section(result, result.passed if passed is None else passed)]
+        if offer_spec:  # one line, under the verdict; the /spec buttons go under the reply
+            sections[0] += "\n" + offer_text()
+    else:
+        sections = [_spec_verdict_section(result, judgement, bool(passed))]
     values = measurement_lines(result)
     if values:
         sections.append("<b>" + _("values.title") + "</b>\n" + "\n".join(values))
@@ -88,13 +104,26 @@ def check_report(
     return sections
 
 
-def _verdict_section(result: CheckResult) -> str:
-    verdict = _("check.verdict.pass") if result.passed else _("check.verdict.fail")
+def _verdict_section(result: CheckResult, passed: bool) -> str:
+    verdict = _("check.verdict.pass") if passed else _("check.verdict.fail")
     head = ["<b>" + verdict + "</b>"]
     reasons = reason_lines(result)
     if reasons:
         head.append(_("check.reasons.title"))
         head.extend(reasons)
+    return "\n".join(head)
+
+
+def _spec_verdict_section(result: CheckResult, judgement: Judgement, passed: bool) -> str:
+    verdict = _("check.verdict.pass") if passed else _("check.verdict.fail")
+    head = ["<b>" + verdict + "</b>", title_text(judgement)]
+    reasons = reason_lines(result, skip=GEOMETRY)
+    spec_lines = judgement_lines(judgement)
+    if reasons or any(line.startswith("• ") for line in spec_lines):
+        head.append(_("check.reasons.title"))
+    head.extend(line for line in spec_lines if line.startswith("• "))
+    head.extend(reasons)
+    head.extend(line for line in spec_lines if not line.startswith("• "))
     return "\n".join(head)
 
 
@@ -105,8 +134,13 @@ def field_label(name: str) -> str:
     return escape(name)
 
 
-def reason_lines(result: CheckResult) -> list[str]:
-    lines = ["• " + _reason_text(reason, result.outcomes) for reason in result.reasons]
+def reason_lines(result: CheckResult, *, skip: frozenset[str] = frozenset()) -> list[str]:
+    """The provider's reasons, but those of the rules in ``skip`` (a spec replaced them)."""
+    lines = [
+        "• " + _reason_text(reason, result.outcomes)
+        for reason in result.reasons
+        if reason.rule_field is None or reason.rule_field not in skip
+    ]
     if not result.passed and not result.reasons:
         lines.append("• " + _("check.reason.none_given"))
     return lines

@@ -4,13 +4,20 @@ Numbers like ``eyes_y_center 0.66`` mean little to a user; the same value drawn
 as a red eye line below the green band where the eyes should be says what to
 change. Coordinates in ``detect_result`` are shares of the image the provider
 saw, which is the ``PreparedImage``, so they map onto any scaled copy of it.
+
+Judged against a document spec (a ``Judgement``), the picture draws the document's
+bands instead of the generic ones: where the crown must be for the head height (above
+the chin line), the eye line's band measured up from the bottom, and the crown-to-top
+margin, in the print's shares of the height. When the photo has the wrong shape the
+bands are drawn inside the crop frame the judgement plans (``Judgement.crop``), the
+frame green when that crop works and red when it does not, the rest of the photo dimmed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -19,27 +26,41 @@ from PIL import Image, ImageDraw, ImageFont
 from services.images import PreparedImage, open_for_drawing
 from services.models import CheckResult, Measurements
 from services.pictures.common import FAIL, PASS, Colour, jpeg
-from services.rules import RULES_BY_FIELD, RuleOutcome
+from services.rules import GEOMETRY, RULES_BY_FIELD, RuleOutcome
+from services.specs.judge import Judgement, RuleKind, RuleState, RuleUnit, SpecRule
 
 NEUTRAL: Final[Colour] = (255, 200, 0)  # measured, but no rule judges it; shows on blue and white
 _LABEL_BACKGROUND: Final = (0, 0, 0, 150)
 _BAND_ALPHA: Final = 60
+_DIM_ALPHA: Final = 110  # outside a crop frame: still readable, clearly not the photo
+_SPEC_KINDS: Final = (RuleKind.HEAD, RuleKind.EYES, RuleKind.TOP_MARGIN)
 # Ratios far outside 0..1 are nonsense from the provider; clamp so drawing cannot overflow.
 _RATIO_RANGE: Final = (-1.0, 2.0)
 
 
-def annotate_check(image: PreparedImage, result: CheckResult, *, max_side: int = 1280) -> bytes:
-    """JPEG bytes of a copy of ``image`` with ``result``'s measurements drawn on it."""
+def annotate_check(
+    image: PreparedImage,
+    result: CheckResult,
+    judgement: Judgement | None = None,
+    *,
+    max_side: int = 1280,
+) -> bytes:
+    """JPEG bytes of a copy of ``image`` with ``result``'s measurements drawn on it;
+    with ``judgement``, the document's bands in place of the generic ones."""
     canvas = open_for_drawing(image.data, max_side)
-    painter = _Painter.on(canvas, result)
+    painter = _Painter.on(canvas, result, judgement)
     painter.paint()
     return jpeg(painter.image)
 
 
 async def annotate_check_async(
-    image: PreparedImage, result: CheckResult, *, max_side: int = 1280
+    image: PreparedImage,
+    result: CheckResult,
+    judgement: Judgement | None = None,
+    *,
+    max_side: int = 1280,
 ) -> bytes:
-    return await asyncio.to_thread(annotate_check, image, result, max_side=max_side)
+    return await asyncio.to_thread(annotate_check, image, result, judgement, max_side=max_side)
 
 
 def _ratio(value: object) -> float | None:
@@ -51,6 +72,80 @@ def _ratio(value: object) -> float | None:
     return min(_RATIO_RANGE[1], max(_RATIO_RANGE[0], number))
 
 
+def _state_colour(states: Iterable[RuleState]) -> Colour:
+    """Red when any rule failed, green when there are rules and all passed, else neutral."""
+    listed = list(states)
+    if any(state is RuleState.FAILED for state in listed):
+        return FAIL
+    if listed and all(state is RuleState.PASSED for state in listed):
+        return PASS
+    return NEUTRAL
+
+
+def _amount(rule: SpecRule | None) -> str | None:
+    """A geometry rule's value in its unit, for a label; ``None`` when not measured."""
+    if rule is None or rule.value is None or not math.isfinite(rule.value):
+        return None
+    if rule.unit is RuleUnit.MM:
+        return f"{rule.value:.1f} mm"
+    return f"{rule.value:.2f}"
+
+
+@dataclass(frozen=True, slots=True)
+class _SpecView:
+    """What a judgement draws: the frame its geometry rules apply to, in the drawn copy's
+    pixels, and those rules (the photo's own, or the planned crop's)."""
+
+    # Left, top, right, bottom (past the last pixel), at least a pixel; None: nowhere to draw.
+    frame: tuple[float, float, float, float] | None
+    rules: Mapping[RuleKind, SpecRule]
+    print_height: float | None  # mm: a bound in mm over it is a share of the height
+    crop_colour: Colour | None  # the crop frame's outline; None when the shape is right
+
+    @classmethod
+    def of(cls, judgement: Judgement, size: tuple[int, int], m: Measurements) -> _SpecView:
+        spec = judgement.spec
+        height = (
+            spec.height_mm.middle
+            if spec.width_mm is not None and spec.height_mm is not None
+            else None
+        )
+        width, rows = size
+        if judgement.aspect_matches is not False:
+            frame = (0.0, 0.0, float(width), float(rows))
+            return cls(frame, cls._geometry(judgement.rules), height, None)
+        crop, source = judgement.crop, m.size_pix
+        if crop is None or source is None or source[0] <= 0 or source[1] <= 0:
+            return cls(None, {}, height, None)
+        # The plan is in the pixels the measurements were taken in; the copy is scaled.
+        sx, sy = width / source[0], rows / source[1]
+        left = min(max(round(crop.left * sx), 0), width - 1)
+        top = min(max(round(crop.top * sy), 0), rows - 1)
+        right = min(max(round((crop.left + crop.width) * sx), left + 1), width)
+        bottom = min(max(round((crop.top + crop.height) * sy), top + 1), rows)
+        frame = (float(left), float(top), float(right), float(bottom))
+        colour = PASS if crop.feasible else FAIL
+        return cls(frame, cls._geometry(crop.rules), height, colour)
+
+    @staticmethod
+    def _geometry(rules: Iterable[SpecRule]) -> dict[RuleKind, SpecRule]:
+        return {rule.kind: rule for rule in rules if rule.kind in _SPEC_KINDS}
+
+    def shares(self, rule: SpecRule) -> tuple[float, float] | None:
+        """The rule's bound as shares of the frame's height (low, high)."""
+        bound = rule.bound
+        if bound is None:
+            return None
+        if rule.unit is RuleUnit.SHARE:
+            return (bound.low, bound.high)
+        if rule.unit is RuleUnit.MM and self.print_height:
+            return (bound.low / self.print_height, bound.high / self.print_height)
+        return None
+
+    def colour(self, *kinds: RuleKind) -> Colour:
+        return _state_colour(self.rules[k].state for k in kinds if k in self.rules)
+
+
 @dataclass(slots=True)
 class _Painter:
     """One drawing pass: sizes scale with the image so a 600 px and a 1280 px copy look alike."""
@@ -60,17 +155,22 @@ class _Painter:
     outcomes: Mapping[str, RuleOutcome]
     line: int
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont
+    spec: _SpecView | None = None  # judged against a document: its bands, not the generic ones
     draw: ImageDraw.ImageDraw = field(init=False)
 
     @classmethod
-    def on(cls, image: Image.Image, result: CheckResult) -> _Painter:
+    def on(
+        cls, image: Image.Image, result: CheckResult, judgement: Judgement | None = None
+    ) -> _Painter:
         short = min(image.size)
+        m = result.measurements
         return cls(
             image=image,
-            measurements=result.measurements,
+            measurements=m,
             outcomes=result.outcomes,
             line=max(2, round(short / 200)),
             font=ImageFont.load_default(size=max(10, round(short / 36))),
+            spec=None if judgement is None else _SpecView.of(judgement, image.size, m),
         )
 
     @property
@@ -82,6 +182,8 @@ class _Painter:
         return self.image.height
 
     def colour(self, rule_field: str) -> Colour:
+        if self.spec is not None and rule_field in GEOMETRY:
+            return NEUTRAL  # under a spec the generic geometry rules give way to the spec's
         outcome = self.outcomes.get(rule_field)
         if outcome is None:
             return NEUTRAL
@@ -97,12 +199,18 @@ class _Painter:
         return ratio * self.height
 
     def paint(self) -> None:
-        self._bands()
+        if self.spec is None:
+            self._bands()
+        else:
+            self._spec_bands(self.spec)
         self.draw = ImageDraw.Draw(self.image)
+        if self.spec is not None:
+            self._crop_frame(self.spec)
         self._head_outline()
         self._face_box()
         self._horizontal_lines()
-        self._width_brackets()
+        if self.spec is None:  # the generic face widths; a spec sets none
+            self._width_brackets()
         self._nose()
 
     # -- elements
@@ -132,6 +240,63 @@ class _Painter:
         if drawn:
             self.image = Image.alpha_composite(self.image.convert("RGBA"), overlay).convert("RGB")
 
+    def _spec_spans(self, view: _SpecView) -> list[tuple[float, float, RuleKind]]:
+        """Where the document wants the crown, the crown's margin and the eye line: rows of
+        the drawn copy (top, bottom), in drawing order, for the rules the spec sets."""
+        if view.frame is None:
+            return []
+        top, bottom = view.frame[1], view.frame[3]
+        tall = bottom - top
+        spans: list[tuple[float, float, RuleKind]] = []
+        head = view.rules.get(RuleKind.HEAD)
+        shares = None if head is None else view.shares(head)
+        if shares is not None:
+            chin, crown = self.value("head_chin_y"), self.value("head_top")
+            if chin is not None:  # the crown's band above the chin: the head's height range
+                y = self.y(chin)
+                spans.append((y - shares[1] * tall, y - shares[0] * tall, RuleKind.HEAD))
+            elif crown is not None:  # no chin: the chin's band below the crown
+                y = self.y(crown)
+                spans.append((y + shares[0] * tall, y + shares[1] * tall, RuleKind.HEAD))
+        margin = view.rules.get(RuleKind.TOP_MARGIN)
+        shares = None if margin is None else view.shares(margin)
+        if shares is not None:
+            spans.append((top + shares[0] * tall, top + shares[1] * tall, RuleKind.TOP_MARGIN))
+        eyes = view.rules.get(RuleKind.EYES)
+        shares = None if eyes is None else view.shares(eyes)
+        if shares is not None:  # measured up from the bottom edge
+            spans.append(
+                (top + (1 - shares[1]) * tall, top + (1 - shares[0]) * tall, RuleKind.EYES)
+            )
+        return spans
+
+    def _spec_bands(self, view: _SpecView) -> None:
+        """The document's bands inside its frame; outside a crop frame the photo is dimmed."""
+        if view.frame is None:
+            return
+        overlay = Image.new("RGBA", self.image.size, (0, 0, 0, 0))
+        shade = ImageDraw.Draw(overlay)
+        left, top, right, bottom = view.frame
+        if view.crop_colour is not None:
+            shade.rectangle((0, 0, self.width, self.height), fill=(0, 0, 0, _DIM_ALPHA))
+            shade.rectangle((left, top, right - 1, bottom - 1), fill=(0, 0, 0, 0))
+        for y0, y1, kind in self._spec_spans(view):
+            y0, y1 = max(y0, top), min(y1, bottom - 1)
+            if y1 < y0:
+                continue  # wholly outside the frame
+            # A later band replaces an earlier one where they overlap (the crown's two).
+            shade.rectangle((left, y0, right - 1, y1), fill=(*view.colour(kind), _BAND_ALPHA))
+        self.image = Image.alpha_composite(self.image.convert("RGBA"), overlay).convert("RGB")
+
+    def _crop_frame(self, view: _SpecView) -> None:
+        if view.frame is None or view.crop_colour is None:
+            return
+        left, top, right, bottom = view.frame
+        box = (left, top, right - 1, bottom - 1)
+        self.draw.rectangle(box, outline=view.crop_colour, width=self.line)
+        at = left + self.line * 2
+        self._label("crop", at, bottom - self.line * 2, view.crop_colour, above=True)
+
     def _vertical_span(self) -> tuple[float, float]:
         """Head top to chin when measured; the whole height otherwise."""
         top, chin = self.value("head_top"), self.value("head_chin_y")
@@ -159,17 +324,40 @@ class _Painter:
         if centre is not None:
             x = self.x(centre)
             self.draw.line([(x, y0), (x, y1)], fill=self.colour("face_x_center"), width=self.line)
-            self._label(f"x {centre:.3f}", x + self.line * 2, y0 + self.line * 2, "face_x_center")
+            colour = self.colour("face_x_center")
+            self._label(f"x {centre:.3f}", x + self.line * 2, y0 + self.line * 2, colour)
 
     def _horizontal_lines(self) -> None:
+        view = self.spec
+        left = 0.0 if view is None or view.frame is None else view.frame[0]
         for name, text in (("head_top", "top"), ("eyes_y_center", "eyes"), ("head_chin_y", "chin")):
             ratio = self.value(name)
             if ratio is None:
                 continue
             y = self.y(ratio)
-            colour = self.colour(name)
+            if view is None:
+                colour, label = self.colour(name), f"{text} {ratio:.3f}"
+            else:
+                colour, label = self._spec_line(view, name, text, ratio)
             self.draw.line([(0, y), (self.width, y)], fill=colour, width=self.line)
-            self._label(f"{text} {ratio:.3f}", self.line * 2, y, name, above=True)
+            self._label(label, left + self.line * 2, y, colour, above=True)
+
+    @staticmethod
+    def _spec_line(view: _SpecView, name: str, text: str, ratio: float) -> tuple[Colour, str]:
+        """A measured line under a spec: coloured by the spec's rules it bears on, labelled
+        with the spec's figure where there is one (the crown's margin, the eye line's
+        height, the head's height at the chin)."""
+        kinds = {
+            "head_top": (RuleKind.TOP_MARGIN, RuleKind.HEAD),
+            "eyes_y_center": (RuleKind.EYES,),
+            "head_chin_y": (RuleKind.HEAD,),
+        }[name]
+        amount = _amount(view.rules.get(kinds[0]))
+        if amount is None:
+            return view.colour(*kinds), f"{text} {ratio:.3f}"
+        if name == "head_chin_y":
+            text = "head"
+        return view.colour(*kinds), f"{text} {amount}"
 
     def _width_brackets(self) -> None:
         """The allowed face widths, centred on the face: the box edges should fall inside."""
@@ -191,7 +379,7 @@ class _Painter:
             for x in (inner, outer):
                 self.draw.line([(x, y - tick), (x, y + tick)], fill=colour, width=self.line)
         right = self.x(centre + rule.high / 2) + self.line * 2
-        self._label(f"w {occupy:.3f}", right, y - tick, "face_x_occupy")
+        self._label(f"w {occupy:.3f}", right, y - tick, colour)
 
     def _nose(self) -> None:
         nose = self.measurements.nose_tip
@@ -203,9 +391,7 @@ class _Painter:
         x, y, r = self.x(nx), self.y(ny), self.line * 2
         self.draw.ellipse((x - r, y - r, x + r, y + r), outline=NEUTRAL, width=self.line)
 
-    def _label(
-        self, text: str, x: float, y: float, rule_field: str, *, above: bool = False
-    ) -> None:
+    def _label(self, text: str, x: float, y: float, colour: Colour, *, above: bool = False) -> None:
         """Text on a dark patch, kept inside the image, coloured like its element."""
         left, top, right, bottom = self.draw.textbbox((0, 0), text, font=self.font)
         w, h = right - left, bottom - top
@@ -218,4 +404,4 @@ class _Painter:
         patch_size = (math.ceil(w + pad * 2), math.ceil(h + pad * 2))
         patch = Image.new("RGBA", patch_size, _LABEL_BACKGROUND)
         self.image.paste(patch, (round(x - pad), round(y - pad)), patch)
-        self.draw.text((x - left, y - top), text, fill=self.colour(rule_field), font=self.font)
+        self.draw.text((x - left, y - top), text, fill=colour, font=self.font)

@@ -67,6 +67,8 @@ def test_malformed_token_is_not_echoed() -> None:
         ({"local_landmarks": "17"}, "LOCAL_LANDMARKS"),
         ({"quota_timezone": "Mars/Olympus"}, "QUOTA_TIMEZONE"),
         ({"database_url": "mysql://x"}, "DATABASE_URL"),
+        ({"default_spec": "us-pasport"}, "DEFAULT_SPEC"),
+        ({"default_spec": "de-passport"}, "DEFAULT_SPEC"),  # taken at the office
     ],
 )
 def test_bad_settings_name_their_variable(env: dict[str, str], variable: str) -> None:
@@ -78,6 +80,12 @@ def test_admin_ids_and_locale_aliases() -> None:
     settings = load_settings(bot_token=TOKEN, admin_ids="12, 34", default_locale="zh-cn")
     assert settings.admin_ids == [12, 34]
     assert settings.default_locale == "zh_Hans"
+
+
+def test_default_spec_is_kept_as_its_id() -> None:
+    assert load_settings(bot_token=TOKEN, default_spec="DS-160").default_spec == "us-visa"
+    assert load_settings(bot_token=TOKEN, default_spec="сша").default_spec == "us-passport"
+    assert load_settings(bot_token=TOKEN).default_spec == ""
 
 
 def run_module(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

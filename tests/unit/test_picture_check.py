@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
+from datetime import date
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from services.images import CHECK_LIMITS_JUMDATA, PreparedImage, prepare_image
 from services.models import CheckResult, Measurements, Usage
-from services.pictures.check import annotate_check, annotate_check_async
+from services.pictures.check import NEUTRAL, annotate_check, annotate_check_async
+from services.pictures.common import FAIL, PASS
 from services.rules import evaluate
+from services.specs import Confidence, Crown, GlassesRule, Medium, Range, Spec
+from services.specs.judge import CropPlan, Judgement, RuleKind, RuleState, judge
 from tests.fakes.jumdata import SEED_DETECT_RESULT
 
 GREY = (128, 128, 128)
@@ -118,3 +124,259 @@ async def test_async_wrapper() -> None:
     data = await annotate_check_async(grey_photo(), result_with(Measurements(eyes_y_center=0.5)))
 
     assert decode(data).size == (600, 800)
+
+
+# --------------------------------------------------------------------------- under a spec
+
+BLANK = Spec(
+    id="test",
+    aliases=(),
+    country="",
+    names={"en": "Test"},
+    main=False,
+    medium=Medium.PRINT,
+    width_mm=None,
+    height_mm=None,
+    dpi=None,
+    width_px=None,
+    height_px=None,
+    head_mm=None,
+    head_share=None,
+    crown=Crown.HAIR,
+    eyes_mm=None,
+    eyes_share=None,
+    top_margin_mm=None,
+    backgrounds=(),
+    glasses=GlassesRule.ALLOWED,
+    crop_allowed=True,
+    formats=(),
+    kb=None,
+    office_reason=None,
+    confidence=Confidence.HIGH,
+    checked=date(2025, 1, 1),
+    sources=(),
+    notes=(),
+)
+
+
+def spec(**changes: Any) -> Spec:
+    """A spec that asks for nothing but what ``changes`` set."""
+    return dataclasses.replace(BLANK, **changes)
+
+
+# A US-passport-like print: 51x51 mm, head 25-35 mm, eyes 28-35 mm above the bottom.
+US = spec(
+    width_mm=Range(51, 51),
+    height_mm=Range(51, 51),
+    head_mm=Range(25, 35),
+    eyes_mm=Range(28, 35),
+)
+SIDE = 600  # the square test photo
+# The eye band in rows of the square photo, from the bottom: 188.2 .. 270.6.
+EYE_BAND = ((1 - 35 / 51) * SIDE, (1 - 28 / 51) * SIDE)
+EYE_BAND_MIDDLE = round(sum(EYE_BAND) / 2)  # 229
+X = 480  # right of the labels, which sit at the left end of the lines
+
+
+def judged(photo_spec: Spec, measurements: Measurements) -> tuple[CheckResult, Judgement]:
+    return result_with(measurements), judge(photo_spec, measurements)
+
+
+def square(eyes: float | None, **more: Any) -> Image.Image:
+    """The square grey photo with a head from 0.15 to 0.70 (28 mm: inside the head band)
+    and the eye line at ``eyes``, drawn under the US-like spec."""
+    fields: dict[str, Any] = {
+        "head_top": 0.15,
+        "head_chin_y": 0.70,
+        "eyes_y_center": eyes,
+        "size_pix": (SIDE, SIDE),
+    }
+    fields.update(more)
+    result, judgement = judged(US, Measurements(**fields))
+    assert judgement.aspect_matches is True
+    return decode(annotate_check(grey_photo((SIDE, SIDE)), result, judgement))
+
+
+def tint(pixel: object) -> tuple[int, int, int]:
+    """How far each channel moved from the grey photo."""
+    r, g, b = pixel  # type: ignore[misc]
+    return (r - GREY[0], g - GREY[1], b - GREY[2])
+
+
+def is_green(pixel: object) -> bool:
+    dr, dg, db = tint(pixel)
+    return dg > 8 and dr < -8 and db < -8
+
+
+def is_red(pixel: object) -> bool:
+    dr, dg, db = tint(pixel)
+    return dr > 8 and dg < -8 and db < -8
+
+
+def is_neutral(pixel: object) -> bool:  # NEUTRAL is yellow: red and green up, blue down
+    dr, dg, db = tint(pixel)
+    return dr > 8 and dg > 8 and db < -8
+
+
+def test_eye_band_sits_where_the_spec_says_and_is_green_with_the_eyes_inside() -> None:
+    drawn = square(eyes=0.40)  # 0.60 of 51 mm above the bottom: 30.6 mm
+
+    assert is_green(drawn.getpixel((X, EYE_BAND_MIDDLE)))
+    # Just inside either edge of the band, and just outside it: grey.
+    assert is_green(drawn.getpixel((X, math.ceil(EYE_BAND[0]) + 2)))
+    assert is_green(drawn.getpixel((X, math.floor(EYE_BAND[1]) - 2)))
+    assert drawn.getpixel((X, math.floor(EYE_BAND[0]) - 4)) == pytest.approx(GREY, abs=6)
+    assert drawn.getpixel((X, math.ceil(EYE_BAND[1]) + 4)) == pytest.approx(GREY, abs=6)
+
+
+def test_eye_band_is_red_with_the_eyes_outside() -> None:
+    drawn = square(eyes=0.55)  # 22.95 mm above the bottom: below the band
+
+    assert is_red(drawn.getpixel((X, EYE_BAND_MIDDLE)))
+    r, g, b = drawn.getpixel((X, round(0.55 * SIDE)))  # type: ignore[misc]
+    assert r > 180 and g < 90 and b < 90  # the eye line itself
+
+
+def test_eye_band_is_neutral_when_the_eyes_were_not_measured() -> None:
+    drawn = square(eyes=None)
+
+    assert is_neutral(drawn.getpixel((X, EYE_BAND_MIDDLE)))
+
+
+def test_crown_band_is_the_head_range_above_the_chin() -> None:
+    drawn = square(eyes=0.40)
+    chin = 0.70 * SIDE
+    crown = (chin - 35 / 51 * SIDE, chin - 25 / 51 * SIDE)  # rows 8.2 .. 125.9
+
+    assert is_green(drawn.getpixel((X, round(sum(crown) / 2))))
+    assert is_green(drawn.getpixel((X, math.floor(crown[1]) - 2)))
+    assert drawn.getpixel((X, math.ceil(crown[1]) + 4)) == pytest.approx(GREY, abs=6)
+
+
+def test_crown_band_is_red_when_the_head_is_too_small() -> None:
+    drawn = square(eyes=0.40, head_top=0.35)  # 0.35 of 51 mm: 17.9 mm
+    chin = 0.70 * SIDE
+    middle = round(chin - 30 / 51 * SIDE)
+
+    assert is_red(drawn.getpixel((X, middle)))
+
+
+def test_generic_bands_give_way_to_the_spec() -> None:
+    drawn = square(eyes=0.40, face_x_center=0.5)
+    # Row 330: inside the generic eye band (0.33..0.62) but outside every spec band;
+    # column 100: inside no generic face-centre band either.
+    assert drawn.getpixel((X, 330)) == pytest.approx(GREY, abs=6)
+    assert drawn.getpixel((100, 330)) == pytest.approx(GREY, abs=6)
+
+
+def test_share_bands_are_shares_of_the_height() -> None:
+    shares = spec(medium=Medium.DIGITAL, head_share=Range(0.5, 0.69), eyes_share=Range(0.56, 0.69))
+    m = Measurements(head_top=0.15, head_chin_y=0.75, eyes_y_center=0.40)
+    result, judgement = judged(shares, m)
+
+    drawn = decode(annotate_check(grey_photo(), result, judgement))
+
+    middle = round((1 - (0.56 + 0.69) / 2) * 800)  # 0.60 above the bottom: inside
+    assert is_green(drawn.getpixel((X, middle)))
+
+
+# The 3:4 photo the crop tests draw on, measured at twice its size (as a provider that
+# saw the original and not the prepared copy would): the plan is in those pixels.
+SOURCE = (1200, 1600)
+SCALE = 0.5
+
+
+def cropped(**fields: Any) -> tuple[Image.Image, CropPlan]:
+    m = Measurements(size_pix=SOURCE, face_x_center=0.5, **fields)
+    result, judgement = judged(US, m)
+    assert judgement.aspect_matches is False
+    assert judgement.crop is not None
+    return decode(annotate_check(grey_photo(), result, judgement)), judgement.crop
+
+
+def frame_edges(plan: CropPlan) -> tuple[int, int, int, int]:
+    """The frame's outermost pixels in the drawn 600x800 copy: left, top, right, bottom."""
+    return (
+        round(plan.left * SCALE),
+        round(plan.top * SCALE),
+        round((plan.left + plan.width) * SCALE) - 1,
+        round((plan.top + plan.height) * SCALE) - 1,
+    )
+
+
+def test_crop_frame_is_drawn_at_the_plan_and_green_when_it_works() -> None:
+    drawn, plan = cropped(head_top=0.20, head_chin_y=0.55, eyes_y_center=0.38)
+    assert plan.feasible
+    left, top, right, bottom = frame_edges(plan)
+    assert 20 < left < right < 580 and 10 < top < bottom < 790
+
+    row = round((top + bottom) / 2) + 40  # clear of the eye line, whose label is at 0.38
+    column = round((left + right) / 2) + 40
+    for x, y in ((left + 1, row), (right - 1, row), (column, top + 1), (column, bottom - 1)):
+        assert drawn.getpixel((x, y)) == pytest.approx(PASS, abs=40), (x, y)
+    assert sum(drawn.getpixel((left - 6, row))) < sum(GREY) - 60  # type: ignore[arg-type]
+    assert drawn.getpixel((left + 12, row)) == pytest.approx(GREY, abs=6)  # inside: untouched
+
+
+def test_bands_are_drawn_inside_the_crop_frame() -> None:
+    drawn, plan = cropped(head_top=0.20, head_chin_y=0.55, eyes_y_center=0.38)
+    left, top, right, bottom = frame_edges(plan)
+    tall = bottom + 1 - top
+    # Inside the eye band, clear of the eye line the plan puts in its middle.
+    eyes_row = round(top + (1 - (28 + 35) / 2 / 51) * tall) + 15
+    eye_rule = {rule.kind: rule for rule in plan.rules}[RuleKind.EYES]
+    assert eye_rule.state is RuleState.PASSED
+
+    assert is_green(drawn.getpixel((left + 12, eyes_row)))
+    assert is_green(drawn.getpixel((right - 12, eyes_row)))
+    # Outside the frame the row is only dimmed, not tinted.
+    r, g, b = drawn.getpixel((right + 8, eyes_row))  # type: ignore[misc]
+    assert max(r, g, b) - min(r, g, b) < 8 and r < GREY[0] - 20
+
+
+def test_crop_frame_is_red_when_the_crop_cannot_work() -> None:
+    drawn, plan = cropped(head_top=0.02, head_chin_y=0.60, eyes_y_center=0.30)
+    assert not plan.feasible
+    left, top, right, bottom = frame_edges(plan)
+
+    row = round((top + bottom) / 2) + 40
+    x = left + 1 if left > 0 else right - 1
+    assert drawn.getpixel((x, row)) == pytest.approx(FAIL, abs=40)
+
+
+def test_wrong_shape_without_a_crop_draws_no_bands() -> None:
+    m = Measurements(size_pix=SOURCE, eyes_y_center=0.5)  # no head: no crop plan
+    result, judgement = judged(US, m)
+    assert judgement.crop is None
+
+    drawn = decode(annotate_check(grey_photo(), result, judgement))
+
+    assert drawn.getpixel((X, 300)) == pytest.approx(GREY, abs=6)
+    r, g, b = drawn.getpixel((X, 400))  # type: ignore[misc]
+    assert (r, g, b) == pytest.approx(NEUTRAL, abs=40)  # the eye line: nothing judged it
+
+
+@pytest.mark.parametrize(
+    "measurements",
+    [
+        Measurements(),
+        Measurements(head_top=0.9, head_chin_y=0.1, size_pix=(600, 600)),
+        Measurements(head_top=math.nan, head_chin_y=math.inf, eyes_y_center=-3.0),
+        Measurements(head_top=0.1, head_chin_y=0.9, face_x_center=0.5, size_pix=(1, 10_000)),
+        Measurements(head_top=0.0, head_chin_y=1.0, face_x_center=0.99, size_pix=(600, 800)),
+    ],
+)
+def test_odd_measurements_under_a_spec_do_not_crash(measurements: Measurements) -> None:
+    result, judgement = judged(US, measurements)
+
+    drawn = decode(annotate_check(grey_photo(), result, judgement))
+
+    assert drawn.size == (600, 800)
+
+
+async def test_async_wrapper_passes_the_judgement() -> None:
+    result, judgement = judged(US, Measurements(eyes_y_center=0.40, size_pix=(SIDE, SIDE)))
+
+    data = await annotate_check_async(grey_photo((SIDE, SIDE)), result, judgement)
+
+    assert is_green(decode(data).getpixel((X, EYE_BAND_MIDDLE)))
