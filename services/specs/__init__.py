@@ -9,6 +9,7 @@ photo (``services.specs.judge`` does): a spec is what the authority says, in its
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,14 +53,20 @@ class Tier(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Range:
-    """Inclusive bounds; ``low == high`` for an exact figure."""
+    """Inclusive bounds; ``low == high`` for an exact figure, ``high`` infinite (``inf`` in
+    the data file) for a bare minimum such as "at least 600 px"."""
 
     low: float
     high: float
 
     @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.high)
+
+    @property
     def middle(self) -> float:
-        return (self.low + self.high) / 2
+        """The aim within the bounds; a bare minimum's is the minimum itself."""
+        return (self.low + self.high) / 2 if self.bounded else self.low
 
     def holds(self, value: float) -> bool:
         return self.low <= value <= self.high
@@ -103,13 +110,22 @@ class Spec:
     checked: date
     sources: tuple[Source, ...]
     notes: tuple[str, ...]  # what the authority adds that is not measured (English)
+    shape: float | None = None  # width over height where the authority states it outright
+
 
     @property
     def aspect(self) -> float | None:
-        """Width over height of the print, or of the pixel bounds' middle."""
+        """Width over height: as stated, of the print, or of the pixel bounds' middle."""
+        if self.shape is not None:
+            return self.shape
         if self.width_mm is not None and self.height_mm is not None:
             return self.width_mm.middle / self.height_mm.middle
-        if self.width_px is not None and self.height_px is not None:
+        if (
+            self.width_px is not None
+            and self.height_px is not None
+            and self.width_px.bounded
+            and self.height_px.bounded
+        ):  # bare minima ("at least 600 x 750 px") ask for no shape
             return self.width_px.middle / self.height_px.middle
         return None
 
@@ -177,6 +193,7 @@ def _spec(raw: Mapping[str, Any]) -> Spec:
             Source(s["url"], Tier(s["tier"]), s["supports"]) for s in raw.get("sources", ())
         ),
         notes=tuple(raw.get("notes", ())),
+        shape=raw.get("aspect"),
     )
 
 

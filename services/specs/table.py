@@ -13,6 +13,7 @@ so only its id, name, size cell (``taken at the office``) and confidence are fil
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from services.specs import Crown, GlassesRule, Medium, Range, Spec, catalogue
@@ -51,6 +52,8 @@ def _span(bounds: Range, scale: float = 1.0) -> str:
     low, high = bounds.low * scale, bounds.high * scale
     if low == high:
         return _number(low)
+    if math.isinf(high):
+        return f"≥ {_number(low)}"
     if low == 0:
         return f"≤ {_number(high)}"
     return f"{_number(low)}–{_number(high)}"

@@ -954,3 +954,25 @@ def test_a_crop_without_measured_eyes_leaves_them_unchecked() -> None:
         (RuleKind.EYES, NOT_CHECKED),
     ]
     assert crop.feasible
+
+
+@pytest.mark.parametrize(
+    ("size", "states"),
+    [
+        ((3000, 4000), (RuleState.PASSED, RuleState.PASSED)),
+        ((600, 750), (RuleState.PASSED, RuleState.PASSED)),
+        ((599, 749), (RuleState.FAILED, RuleState.FAILED)),
+    ],
+)
+def test_a_bare_pixel_minimum_asks_for_no_shape(
+    size: tuple[int, int], states: tuple[RuleState, RuleState]
+) -> None:
+    """UK digital photos: "at least 600 pixels wide and 750 pixels tall", any shape."""
+    from services.specs import catalogue
+
+    judgement = judge(catalogue().get("uk-passport-digital"), Measurements(size_pix=size))
+    pixels = [r for r in judgement.rules if r.kind is RuleKind.PIXELS]
+    assert [r.state for r in pixels] == list(states)
+    assert [r.bound for r in pixels] == [Range(600, float("inf")), Range(750, float("inf"))]
+    assert judgement.aspect_matches is None and judgement.crop is None
+    assert not any(r.kind is RuleKind.ASPECT for r in judgement.rules)

@@ -11,6 +11,7 @@ the data file by one millimetre, pixel, kilobyte or hundredth turns a test red.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Any
 
@@ -364,7 +365,7 @@ FIGURES: list[tuple[str, str, Any]] = [
     # JPEG, at most 240 KB, at least 600 x 600 (no maximum, so no pixel range).
     ("us-dv", "kb", Range(0, 240)),
     ("us-dv", "formats", ("JPEG",)),
-    ("us-dv", "width_px", None),
+    ("us-dv", "width_px", Range(600, math.inf)),
     ("us-dv", "head_share", Range(0.50, 0.69)),
     ("us-dv", "eyes_share", Range(0.56, 0.69)),
     ("us-dv", "glasses", GlassesRule.BANNED),
@@ -549,16 +550,24 @@ def test_key_figures(spec_id: str, field: str, expected: Any) -> None:
     assert getattr(spec(spec_id), field) == expected
 
 
-def test_pixel_minima_without_a_maximum_are_written_down() -> None:
-    """A bare minimum cannot be a ``Range``; it is kept in the notes instead."""
-    # medium.com copy of gov.uk; dvlotteryinstructions.com; talentsolutioncanada.com; immd.gov.hk
-    for spec_id, figure in [
-        ("uk-passport-digital", "600 px wide and 750 px tall"),
-        ("us-dv", "600 x 600 px"),
-        ("ca-visa", "420 x 540 px"),
-        ("hk-passport-digital", "1200 x 1600 px"),
-    ]:
-        assert any(figure in note for note in spec(spec_id).notes), spec_id
+@pytest.mark.parametrize(
+    ("spec_id", "width", "height"),
+    [
+        ("uk-passport-digital", 600, 750),  # medium.com copy of gov.uk
+        ("us-dv", 600, 600),  # dvlotteryinstructions.com
+        ("ca-visa", 420, 540),  # talentsolutioncanada.com
+        ("hk-passport-digital", 1200, 1600),  # immd.gov.hk
+        ("id-evisa", 400, 600),  # ishotaphoto.com, citing the e-Visa manual
+    ],
+)
+def test_pixel_minima_without_a_maximum(spec_id: str, width: int, height: int) -> None:
+    """"At least W x H px": a bare minimum, which asks for no shape of its own."""
+    found = spec(spec_id)
+    assert found.width_px == Range(width, math.inf)
+    assert found.height_px == Range(height, math.inf)
+    assert not found.width_px.bounded and found.width_px.middle == width
+    # A bare minimum asks for no shape; the DV lottery states "square" outright.
+    assert found.aspect == (1.0 if spec_id == "us-dv" else None)
 
 
 def test_the_german_office_reason_names_the_change() -> None:
