@@ -55,10 +55,12 @@ def languages(current: str) -> InlineKeyboardMarkup:
 
 class SpecChoice(CallbackData, prefix="spec"):
     """A /spec button: ``countries`` (the first screen), ``country`` (its documents),
-    ``set`` (a spec id, or ``generic``)."""
+    ``set`` (a spec id, or ``generic``). ``fresh``: the keyboard sits under a report (a
+    check reply's offer), which a press must not edit: it answers with a new message."""
 
     action: str
     value: str = ""
+    fresh: bool = False
 
 
 GENERIC = "generic"
@@ -67,8 +69,9 @@ GENERIC = "generic"
 POPULAR_COUNTRIES = ("us", "gb", "eu", "cn", "ru", "in", "ca", "au", "jp", "kr", "de")
 
 
-def spec_countries(current: Spec | None) -> InlineKeyboardMarkup:
-    """Countries (flag and code), the ICAO baseline, and the generic check."""
+def spec_countries(current: Spec | None, *, fresh: bool = False) -> InlineKeyboardMarkup:
+    """Countries (flag and code), the ICAO baseline, and the generic check (✓ when
+    ``current`` is None). ``fresh`` for a keyboard under a report (``SpecChoice.fresh``)."""
     specs = catalogue()
     with_specs = {spec.country for spec in specs.specs}
     order = [c for c in POPULAR_COUNTRIES if c in with_specs]
@@ -78,16 +81,18 @@ def spec_countries(current: Spec | None) -> InlineKeyboardMarkup:
         mark = "✓ " if current is not None and current.country == alpha2 else ""
         builder.button(
             text=mark + f"{flag(alpha2)} {alpha2.upper()}".strip(),
-            callback_data=SpecChoice(action="country", value=alpha2),
+            callback_data=SpecChoice(action="country", value=alpha2, fresh=fresh),
         )
     for spec in specs.of_country(""):
         mark = "✓ " if current is not None and current.id == spec.id else ""
         builder.button(
-            text=mark + spec_name(spec), callback_data=SpecChoice(action="set", value=spec.id)
+            text=mark + spec_name(spec),
+            callback_data=SpecChoice(action="set", value=spec.id, fresh=fresh),
         )
     mark = "✓ " if current is None else ""
     builder.button(
-        text=mark + _("button.spec.generic"), callback_data=SpecChoice(action="set", value=GENERIC)
+        text=mark + _("button.spec.generic"),
+        callback_data=SpecChoice(action="set", value=GENERIC, fresh=fresh),
     )
     rows = [4] * (len(order) // 4) + ([len(order) % 4] if len(order) % 4 else [])
     builder.adjust(*rows, 1)
@@ -134,17 +139,20 @@ def can_print_sheet(spec: Spec) -> bool:
     return spec.medium is Medium.PRINT and spec.width_mm is not None and spec.height_mm is not None
 
 
-def make_buttons(spec: Spec, message_id: int) -> InlineKeyboardMarkup:
-    """ "Make a US passport photo" and, for a print, "Print sheet (10×15 cm)"."""
+def make_buttons(spec: Spec, message_id: int, *, made: bool = False) -> InlineKeyboardMarkup | None:
+    """ "Make a US passport photo" and, for a print, "Print sheet (10×15 cm)"; once the
+    file is ``made``, only the print sheet (None when that leaves no button)."""
     builder = InlineKeyboardBuilder()
-    builder.button(
-        text=_("button.make").format(document=spec_name(spec)),
-        callback_data=MakeAction(action=MAKE_FILE, message_id=message_id),
-    )
+    if not made:
+        builder.button(
+            text=_("button.make").format(document=spec_name(spec)),
+            callback_data=MakeAction(action=MAKE_FILE, message_id=message_id),
+        )
     if can_print_sheet(spec):
         builder.button(
             text=_("button.make_sheet"),
             callback_data=MakeAction(action=MAKE_SHEET, message_id=message_id),
         )
     builder.adjust(1)
-    return builder.as_markup()
+    markup = builder.as_markup()
+    return markup if markup.inline_keyboard else None

@@ -29,7 +29,7 @@ from bot.media import ImageRef, download, image_ref
 from services.errors import ImageError, ProviderError, ServiceError
 from services.metering import Caller
 from services.models import HeadPose, Measurements, Operation
-from services.specs import Spec, catalogue
+from services.specs import Spec
 from services.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,11 @@ class Report:
 
 
 async def _check(services: Services, photo: Photo) -> Report:
-    spec = None if photo.options.spec is None else catalogue().get(photo.options.spec)
+    # A spec id kept in a waiting flow may have been renamed by a deploy since: logged,
+    # and the generic check. (Imported here: ``bot.handlers`` imports this module.)
+    from bot.handlers.spec import stored_spec
+
+    spec = stored_spec(photo.options.spec)
     outcome = await services.check.check(photo.data, photo.caller, spec=spec)
     sections = render.check_report(
         outcome.result,
@@ -198,7 +202,8 @@ async def run_single(
             await message.reply(render.error_text(error))
             return
     offer = operation is Operation.CHECK and options.offer_spec and options.spec is None
-    markup = spec_countries(None) if offer else None
+    # Under a report a press answers with a new message (``SpecChoice.fresh``).
+    markup = spec_countries(None, fresh=True) if offer else None
     last = await send_report(message, report.picture, report.name, report.sections, markup)
     if report.spec is not None and report.measurements is not None:
         user_id = caller.user_id if caller is not None else _user_of(message)
@@ -283,6 +288,7 @@ class Kept:
     image: ImageRef  # the user's original, downloaded again by its file id
     measurements: Measurements
     at: float  # time.time() of the check
+    made: bool = False  # the file was made: its button is gone, a press makes nothing
 
 
 class MakeKeeper:
@@ -322,6 +328,7 @@ class MakeKeeper:
             "image": kept.image.to_data(),
             "measurements": measurements_data(kept.measurements),
             "at": kept.at,
+            "made": kept.made,
         }
         await self.storage.set_data(key, data)
         self._kept.append((kept.at, key))
@@ -338,6 +345,7 @@ class MakeKeeper:
                 image=ImageRef.from_data(data["image"]),
                 measurements=Measurements.from_provider(data["measurements"]),
                 at=float(data["at"]),
+                made=bool(data.get("made", False)),
             )
         except (KeyError, TypeError, ValueError):
             if data:
@@ -348,6 +356,10 @@ class MakeKeeper:
             await self.forget(key)
             return None
         return kept
+
+    async def mark_made(self, key: StorageKey) -> None:
+        """The reply's file was made: a press of its (removed) "Make" button makes no other."""
+        await self.storage.update_data(key, {"made": True})
 
     async def forget(self, key: StorageKey) -> None:
         await self.storage.set_data(key, {})  # Redis deletes the key

@@ -9,6 +9,7 @@ It knows nothing of Telegram.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
 from services.errors import ImageError, OperationUnavailable
-from services.images import PreparedImage, prepare_image_async
+from services.images import ImageInfo, PreparedImage, prepare_image_async
+from services.local.measure import file_fields
 from services.metering import Answered, Caller, Metering, Result, run_unmetered
 from services.models import (
     CheckResult,
@@ -24,6 +26,7 @@ from services.models import (
     CompareThresholds,
     Face,
     FacesResult,
+    Measurements,
     Operation,
     Reason,
     Verdict,
@@ -32,7 +35,6 @@ from services.pictures.boxes import annotate_faces_async
 from services.pictures.check import annotate_check_async
 from services.pictures.compare import compare_side_by_side_async
 from services.providers.base import Analyzer, Checker, Comparer, Detector, Provider
-from services.rules import GEOMETRY
 from services.specs import Medium, Spec
 from services.specs.judge import Judgement, SpecNotCheckable, judge
 
@@ -119,10 +121,10 @@ class CheckOutcome:
     def passed(self) -> bool:
         """The verdict: the provider's, or under a spec the spec's with the quality rules.
 
-        Under a spec the generic geometry rules (``rules.GEOMETRY``) give way to the
-        spec's head, eye and size rules; any other reason, a reason the catalogue does
-        not know included, still fails, and so does a failure the provider gave no
-        reason for.
+        Under a spec the generic rules the spec judges in its own way (``Judgement.
+        replaces``: the face's size and the eye line) give way to the spec's; any other
+        reason, a reason the catalogue does not know included, still fails, and so does
+        a failure the provider gave no reason for.
         """
         if self.judgement is None:
             return self.result.passed
@@ -137,7 +139,22 @@ class CheckOutcome:
         """The provider's reasons that hold under the spec: all of them without one."""
         if self.judgement is None:
             return self.result.reasons
-        return tuple(r for r in self.result.reasons if r.rule_field not in GEOMETRY)
+        replaced = self.judgement.replaces
+        return tuple(r for r in self.result.reasons if r.rule_field not in replaced)
+
+
+def as_sent(m: Measurements, original: ImageInfo) -> Measurements:
+    """``m`` with the file's own fields as the user sent it (size, bytes, format, dpi): a
+    provider saw a copy fitted to its limits, but a document's rules are about the file."""
+    sent = file_fields(original)
+    return dataclasses.replace(
+        m,
+        size_pix=(original.width, original.height),
+        file_size=original.file_size,
+        photo_format=str(sent["photo_format"]),
+        dpi=original.dpi,
+        size_mm=None,
+    )
 
 
 class CheckService(OperationService[Checker]):
@@ -155,7 +172,9 @@ class CheckService(OperationService[Checker]):
             raise SpecNotCheckable(spec)
         answered = await self._run_one(data, caller, lambda p, image: p.check(image))
         result, image = answered.result, answered.prepared
-        judgement = None if spec is None else judge(spec, result.measurements)
+        judgement = (
+            None if spec is None else judge(spec, as_sent(result.measurements, image.original))
+        )
         log.info(
             "check: pass=%s reasons=%d spec=%s spec_pass=%s",
             result.passed,

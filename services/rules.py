@@ -77,12 +77,6 @@ RULES: tuple[Rule, ...] = (
 
 RULES_BY_FIELD: dict[str, Rule] = {rule.field: rule for rule in RULES}
 
-GEOMETRY: frozenset[str] = frozenset({"face_x_occupy", "eyes_y_center", "face_x_center"})
-"""The generic rules on where the face sits and how large it is. A document spec
-(``services.specs.judge``) sets its own head size and eye line in its own units, so
-under a spec these give way to the spec's rules; the quality rules (eyes, mouth,
-light, shoulders, occlusion, background clutter) still hold."""
-
 # Provider reason text -> (message id, the field whose rule it reports).
 _REASON_CATALOGUE: dict[str, tuple[str, str]] = {}
 for _rule in RULES:

@@ -7,8 +7,10 @@ Under a check reply against a document with a print size or pixel limits,
 memory; nothing is kept on disk), makes the file off the event loop
 (``services.specs.make``) and sends it as a document, which Telegram does not recompress.
 The made file is then checked again, as an ordinary metered check, and that result is the
-reply. A photo that cannot make the file gets the reason with its numbers; no provider is
-called for it.
+reply; the "Make" button leaves the check reply's keyboard (the print sheet's stays), and
+the kept data says the file was made, so a press sent before the edit makes nothing. A
+photo that cannot make the file gets the reason with its numbers (and keeps the button); no
+provider is called for it.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiogram import BaseMiddleware, Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
+    Message,
     ReplyParameters,
     TelegramObject,
 )
@@ -31,7 +35,14 @@ from aiogram.utils.i18n import gettext as _
 from bot import render
 from bot.config import Settings
 from bot.handlers.spec import stored_spec
-from bot.keyboards import MAKE_FILE, MAKE_SHEET, MakeAction, can_make, can_print_sheet
+from bot.keyboards import (
+    MAKE_FILE,
+    MAKE_SHEET,
+    MakeAction,
+    can_make,
+    can_print_sheet,
+    make_buttons,
+)
 from bot.media import download
 from bot.operations import MAKE_KEEPER, Kept, MakeKeeper, send_report
 from bot.render.spec import (
@@ -57,6 +68,7 @@ from services.specs.make import (
 from services.wiring import Services
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class MakeMiddleware(BaseMiddleware):
@@ -95,10 +107,6 @@ def sheet_copies(spec: Spec) -> int:
     return best
 
 
-def _make_sheet(data: bytes, spec: Spec, kept: Kept) -> bytes:
-    return print_sheet(make_photo(data, spec, kept.measurements), spec)
-
-
 async def on_make(
     query: CallbackQuery,
     callback_data: MakeAction,
@@ -110,7 +118,8 @@ async def on_make(
 ) -> None:
     """A "Make" button. The press is answered at once; a press while the same reply's file
     is being made is ignored (``MakeKeeper.claim``: an in-process lock per chat and reply
-    message, enough since the process that took the first press makes the file)."""
+    message, enough since the process that took the first press makes the file), and so
+    is one after it was made (``Kept.made``)."""
     message_id = callback_data.message_id
     chat_id = query.message.chat.id if query.message is not None else None
     if chat_id is None or callback_data.action not in (MAKE_FILE, MAKE_SHEET):
@@ -131,8 +140,17 @@ async def on_make(
         await query.answer()
         if sheet:
             await _send_sheet(bot, chat_id, message_id, spec, kept)
-        else:
-            await _send_file(bot, chat_id, message_id, spec, kept, services, caller)
+            return
+        if kept.made:  # its button was removed; a press sent before that makes nothing
+            return
+        sent = await _send_file(bot, chat_id, message_id, spec, kept)
+        if sent is None:
+            return
+        # Made once per reply: a second press would make the same file and run (and
+        # count) another check. The print sheet stays: it checks nothing.
+        await make_keeper.mark_made(key)
+        await _drop_make_button(bot, chat_id, message_id, spec)
+        await _recheck(bot, *sent, spec, services, caller)
     finally:
         make_keeper.release(chat_id, message_id)
 
@@ -141,31 +159,39 @@ def _replying(message_id: int) -> ReplyParameters:
     return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
 
 
+async def _made(
+    bot: Bot, chat_id: int, reply_id: int, spec: Spec, kept: Kept, work: Callable[[bytes], T]
+) -> T | None:
+    """``work`` on the original, downloaded again, off the event loop; a refusal is
+    answered here and gives None."""
+    try:
+        data = await download(bot, kept.image)
+        return await asyncio.to_thread(work, data)
+    except CannotMake as error:
+        log.info("make %s for chat %s: cannot: %s", spec.id, chat_id, error.reason.value)
+        text = cannot_make_text(error)
+    except ServiceError as error:
+        text = render.error_text(error)
+    await bot.send_message(chat_id, text, reply_parameters=_replying(reply_id))
+    return None
+
+
 async def _send_file(
-    bot: Bot,
-    chat_id: int,
-    reply_id: int,
-    spec: Spec,
-    kept: Kept,
-    services: Services,
-    caller: Caller | None,
-) -> None:
-    """The document's photo as a file, then the check of that file as the reply to it."""
+    bot: Bot, chat_id: int, reply_id: int, spec: Spec, kept: Kept
+) -> tuple[Message, bytes] | None:
+    """The document's photo as a file replying to the check; the message and the file,
+    or None when it could not be made (the reason has been answered)."""
     async with ChatActionSender.upload_document(bot=bot, chat_id=chat_id):
-        try:
-            data = await download(bot, kept.image)
-            made = await asyncio.to_thread(make_photo, data, spec, kept.measurements)
-        except CannotMake as error:
-            log.info("make %s for chat %s: cannot: %s", spec.id, chat_id, error.reason.value)
-            await bot.send_message(
-                chat_id, cannot_make_text(error), reply_parameters=_replying(reply_id)
-            )
-            return
-        except ServiceError as error:
-            await bot.send_message(
-                chat_id, render.error_text(error), reply_parameters=_replying(reply_id)
-            )
-            return
+        made = await _made(
+            bot,
+            chat_id,
+            reply_id,
+            spec,
+            kept,
+            lambda data: make_photo(data, spec, kept.measurements),
+        )
+        if made is None:
+            return None
         sent = await bot.send_document(
             chat_id,
             BufferedInputFile(made.data, filename=made_file_name(spec, made)),
@@ -183,10 +209,28 @@ async def _send_file(
         made.quality,
         made.icao_proportions,
     )
-    sent = sent.as_(bot)
-    async with ChatActionSender.upload_photo(bot=bot, chat_id=chat_id):
+    return sent.as_(bot), made.data
+
+
+async def _drop_make_button(bot: Bot, chat_id: int, reply_id: int, spec: Spec) -> None:
+    """The check reply's keyboard without "Make": the print sheet's button alone, or none."""
+    try:
+        await bot.edit_message_reply_markup(
+            chat_id=chat_id,
+            message_id=reply_id,
+            reply_markup=make_buttons(spec, reply_id, made=True),
+        )
+    except TelegramAPIError as error:
+        log.info("could not remove the make button from message %s: %s", reply_id, error)
+
+
+async def _recheck(
+    bot: Bot, sent: Message, data: bytes, spec: Spec, services: Services, caller: Caller | None
+) -> None:
+    """The made file checked again, as an ordinary metered check, replying to the file."""
+    async with ChatActionSender.upload_photo(bot=bot, chat_id=sent.chat.id):
         try:
-            outcome = await services.check.check(made.data, caller, spec=spec)
+            outcome = await services.check.check(data, caller, spec=spec)
         except QuotaExceeded as error:
             await sent.reply(_("make.recheck_skipped") + "\n" + render.error_text(error))
             return
@@ -207,19 +251,15 @@ async def _send_file(
 async def _send_sheet(bot: Bot, chat_id: int, reply_id: int, spec: Spec, kept: Kept) -> None:
     """A 10x15 cm sheet of print-size copies, as a file for a photo lab."""
     async with ChatActionSender.upload_document(bot=bot, chat_id=chat_id):
-        try:
-            data = await download(bot, kept.image)
-            sheet = await asyncio.to_thread(_make_sheet, data, spec, kept)
-        except CannotMake as error:
-            log.info("sheet %s for chat %s: cannot: %s", spec.id, chat_id, error.reason.value)
-            await bot.send_message(
-                chat_id, cannot_make_text(error), reply_parameters=_replying(reply_id)
-            )
-            return
-        except ServiceError as error:
-            await bot.send_message(
-                chat_id, render.error_text(error), reply_parameters=_replying(reply_id)
-            )
+        sheet = await _made(
+            bot,
+            chat_id,
+            reply_id,
+            spec,
+            kept,
+            lambda data: print_sheet(make_photo(data, spec, kept.measurements), spec),
+        )
+        if sheet is None:
             return
         await bot.send_document(
             chat_id,

@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.filters import HasImage, refuse_if_unavailable
 from bot.flows import FlowTimers
 from bot.handlers.compare import wait_for_second
-from bot.handlers.spec import current_spec
+from bot.handlers.spec import spec_choice
 from bot.keyboards import PhotoAction, photo_actions
 from bot.media import image_ref
 from bot.operations import Options, run_single
@@ -62,8 +62,8 @@ async def on_photo_action(
     options = Options()
     if operation is Operation.CHECK:
         # The document of whoever pressed, as their /check with no code would use it.
-        spec = await current_spec(query.from_user.id, preferences, settings)
-        options = options.with_spec(spec, offer=spec is None)
+        spec, offer = await spec_choice(query.from_user.id, preferences, settings)
+        options = options.with_spec(spec, offer=offer)
     await run_single(operation, photo_message, ref, bot, services, settings, options, caller)
 
 

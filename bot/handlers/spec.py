@@ -5,14 +5,19 @@
 Russian or Chinese, through ``catalogue().get``); ``/spec generic`` goes back to the
 generic check. ``/check CODE`` uses a spec once: ``spec_for_check`` resolves it before
 any download, and answers an unknown code or an office spec itself.
+
+The stored choice is a spec id, ``GENERIC`` for the generic check chosen outright, or
+None for a user who never chose: only that user gets ``DEFAULT_SPEC`` (and, without
+one, the line offering /spec under a check).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -50,14 +55,31 @@ def default_spec(settings: Settings) -> Spec | None:
     return stored_spec(settings.default_spec)
 
 
+async def spec_choice(
+    user_id: int | None, preferences: Preferences, settings: Settings
+) -> tuple[Spec | None, bool]:
+    """The spec a /check without a code uses, and whether its reply offers /spec.
+
+    The stored spec; the generic check for ``GENERIC`` (never ``DEFAULT_SPEC``); else,
+    for a user who never chose (or whose spec the data file no longer has), the default.
+    The offer goes only to a user who never chose and has no default.
+    """
+    stored = None if user_id is None else await preferences.get_spec(user_id)
+    if stored == GENERIC:
+        return None, False
+    chosen = stored_spec(stored)
+    if chosen is not None:
+        return chosen, False
+    default = default_spec(settings)
+    return default, default is None
+
+
 async def current_spec(
     user_id: int | None, preferences: Preferences, settings: Settings
 ) -> Spec | None:
-    if user_id is not None:
-        chosen = stored_spec(await preferences.get_spec(user_id))
-        if chosen is not None:
-            return chosen
-    return default_spec(settings)
+    """The spec a /check without a code uses: ``spec_choice`` without the offer."""
+    spec, _offer = await spec_choice(user_id, preferences, settings)
+    return spec
 
 
 async def answer_unknown(message: Message, error: UnknownSpec, current: Spec | None) -> None:
@@ -94,8 +116,8 @@ async def spec_for_check(
             await answer_office(message, spec)
             return False, None, False
         return True, spec, False
-    chosen = await current_spec(user_id, preferences, settings)
-    return True, chosen, chosen is None
+    chosen, offer = await spec_choice(user_id, preferences, settings)
+    return True, chosen, offer
 
 
 async def on_spec(
@@ -108,9 +130,8 @@ async def on_spec(
         await message.answer(spec_text(current), reply_markup=spec_countries(current))
         return
     if code.lower() in GENERIC_WORDS:
-        await preferences.set_spec(user_id, None)
-        current = default_spec(settings)
-        await message.answer(set_text(current), reply_markup=spec_countries(current))
+        await preferences.set_spec(user_id, GENERIC)  # not None: that means "the default"
+        await message.answer(set_text(None), reply_markup=spec_countries(None))
         return
     try:
         spec = find_spec(code)
@@ -124,37 +145,52 @@ async def on_spec(
     await message.answer(set_text(spec))
 
 
-async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    if isinstance(query.message, Message):
-        with suppress(TelegramBadRequest):  # the same button pressed twice
-            await query.message.edit_text(text, reply_markup=markup)
+Show = Callable[[str, InlineKeyboardMarkup | None], Awaitable[object]]
+
+
+def _shower(query: CallbackQuery, bot: Bot, fresh: bool) -> Show:
+    """How a press shows its answer: in the /spec menu by editing the menu; under a
+    report (``SpecChoice.fresh``) as a new message, which leaves the report as it was
+    (a photo's caption cannot be edited into text, nor should a report's tail be)."""
+
+    async def edit(text: str, markup: InlineKeyboardMarkup | None) -> None:
+        if isinstance(query.message, Message):
+            with suppress(TelegramBadRequest):  # the same button pressed twice
+                await query.message.edit_text(text, reply_markup=markup)
+
+    async def send(text: str, markup: InlineKeyboardMarkup | None) -> None:
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        await bot.send_message(chat_id, text, reply_markup=markup)
+
+    return send if fresh else edit
 
 
 async def on_spec_button(
     query: CallbackQuery,
     callback_data: SpecChoice,
+    bot: Bot,
     preferences: Preferences,
     settings: Settings,
 ) -> None:
     user_id = query.from_user.id
     current = await current_spec(user_id, preferences, settings)
     action, value = callback_data.action, callback_data.value
+    show = _shower(query, bot, callback_data.fresh)
     if action == "countries":
         await query.answer()
-        await _edit(query, spec_text(current), spec_countries(current))
+        await show(spec_text(current), spec_countries(current))
         return
     if action == "country" and catalogue().of_country(value):
         await query.answer()
-        await _edit(query, country_text(value), spec_documents(value, current))
+        await show(country_text(value), spec_documents(value, current))
         return
     if action != "set":
         await query.answer()
         return
     if value == GENERIC:
-        await preferences.set_spec(user_id, None)
+        await preferences.set_spec(user_id, GENERIC)
         await query.answer()
-        chosen = default_spec(settings)
-        await _edit(query, set_text(chosen), spec_countries(chosen))
+        await show(set_text(None), spec_countries(None))
         return
     spec = stored_spec(value)
     if spec is None:
@@ -162,11 +198,11 @@ async def on_spec_button(
         return
     if spec.medium is Medium.OFFICE:
         await query.answer()
-        await _edit(query, office_text(spec), spec_documents(spec.country, current))
+        await show(office_text(spec), spec_documents(spec.country, current))
         return
     await preferences.set_spec(user_id, spec.id)
     await query.answer()
-    await _edit(query, set_text(spec), spec_documents(spec.country, spec))
+    await show(set_text(spec), spec_documents(spec.country, spec))
 
 
 def create_router() -> Router:

@@ -22,7 +22,7 @@ from bot.render.text import (
 from services.i18n import N_
 from services.images import PreparedImage
 from services.models import CheckResult, Measurements, Reason
-from services.rules import GEOMETRY, RuleOutcome, Side
+from services.rules import RuleOutcome, Side
 from services.specs.judge import Judgement
 
 # Measured fields as the user reads them (rules, and what an engine did not check).
@@ -81,7 +81,8 @@ def check_report(
 
     With a ``judgement`` (a check against a document spec) ``passed`` is the verdict
     (``CheckOutcome.passed``), the spec's failed rules come first in the document's units
-    and the generic geometry reasons are left out: the spec's rules replace them.
+    and the generic reasons the spec judges in its own way (``Judgement.replaces``: the
+    face's size by the head height, the eye line by the document's) are left out.
     ``offer_spec``: nothing was chosen, so the reply offers /spec.
     """
     if judgement is None:
@@ -117,7 +118,7 @@ def _verdict_section(result: CheckResult, passed: bool) -> str:
 def _spec_verdict_section(result: CheckResult, judgement: Judgement, passed: bool) -> str:
     verdict = _("check.verdict.pass") if passed else _("check.verdict.fail")
     head = ["<b>" + verdict + "</b>", title_text(judgement)]
-    reasons = reason_lines(result, skip=GEOMETRY)
+    reasons = reason_lines(result, skip=judgement.replaces)
     spec_lines = judgement_lines(judgement)
     if reasons or any(line.startswith("• ") for line in spec_lines):
         head.append(_("check.reasons.title"))
@@ -300,7 +301,7 @@ def _photo_line(m: Measurements) -> str:
     if m.size_mm:
         photo.append(fill(_("values.mm"), w=fmt(m.size_mm[0]), h=fmt(m.size_mm[1])))
     if m.file_size is not None:
-        photo.append(fill(_("values.kb"), kb=fmt(round(m.file_size / 1024))))
+        photo.append(fill(_("values.kb"), kb=fmt(round(m.file_size / 1024, 1))))
     if m.photo_format:
         photo.append(escape(m.photo_format.upper()))
     return _labelled(_("values.photo"), joined(photo))

@@ -18,6 +18,7 @@ from bot.render.text import Html, escape, fill, fmt
 from services.i18n import N_
 from services.specs import Confidence, Medium, Range, Spec, UnknownSpec
 from services.specs.judge import (
+    OTHER_COLOUR,
     CropPlan,
     CropReason,
     Judgement,
@@ -38,6 +39,7 @@ _BACKGROUNDS = {
     "light-blue": N_("spec.color.light_blue"),
     "blue": N_("spec.color.blue"),
     "red": N_("spec.color.red"),
+    OTHER_COLOUR: N_("spec.color.other"),  # no named colour is near the measured one
 }
 
 # What each rule checks, as the "not checked" list names it.
@@ -45,7 +47,6 @@ _KINDS = {
     RuleKind.HEAD: N_("spec.kind.head"),
     RuleKind.EYES: N_("spec.kind.eyes"),
     RuleKind.TOP_MARGIN: N_("spec.kind.top_margin"),
-    RuleKind.SIZE: N_("spec.kind.size"),
     RuleKind.ASPECT: N_("spec.kind.aspect"),
     RuleKind.PIXELS: N_("spec.kind.pixels"),
     RuleKind.KB: N_("spec.kind.kb"),
@@ -60,8 +61,6 @@ _RANGED_NAMES = {
     (RuleKind.HEAD, None): N_("spec.rule.head"),
     (RuleKind.EYES, None): N_("spec.rule.eyes"),
     (RuleKind.TOP_MARGIN, None): N_("spec.rule.top_margin"),
-    (RuleKind.SIZE, "width"): N_("spec.rule.print_width"),
-    (RuleKind.SIZE, "height"): N_("spec.rule.print_height"),
     (RuleKind.PIXELS, "width"): N_("spec.rule.pixel_width"),
     (RuleKind.PIXELS, "height"): N_("spec.rule.pixel_height"),
     (RuleKind.KB, None): N_("spec.rule.kb"),
@@ -92,21 +91,39 @@ def _bold_name(spec: Spec) -> Html:
 
 
 def _number(value: float) -> str:
+    """One decimal, none when it is whole: "22.1", "240", "240.4"."""
     if math.isinf(value):
         return "∞"
-    if float(value).is_integer():
+    value = round(float(value), 1)
+    if value.is_integer():
         return str(int(value))
     return f"{value:.1f}"
 
 
+# The smallest step each unit is shown in (a share is shown as a percentage with a decimal).
+_STEPS = {RuleUnit.MM: 0.1, RuleUnit.KB: 0.1, RuleUnit.PX: 1.0, RuleUnit.SHARE: 0.001}
+
+
+def away_from(value: float, bound: Range, step: float) -> float:
+    """``value`` rounded to ``step``; a value outside ``bound`` that would round onto (or
+    into) it goes a step further out, so that it never reads as passing: 240.4 KB over a
+    240 KB limit shows as 240.4, 240.02 KB as 240.1, not 240."""
+    shown = round(value / step) * step
+    if value > bound.high and shown <= bound.high:  # the first step past the bound
+        return (math.floor(round(bound.high / step, 6)) + 1) * step
+    if value < bound.low and shown >= bound.low:
+        return (math.ceil(round(bound.low / step, 6)) - 1) * step
+    return shown
+
+
 def _with_unit(value: float, unit: RuleUnit) -> str:
-    """A value in the rule's unit: "22.1 mm", "310 KB", "68%"."""
+    """A value in the rule's unit: "22.1 mm", "240.4 KB", "68%"."""
     if unit is RuleUnit.MM:
         return fill(_("spec.unit.mm"), n=_number(value))
     if unit is RuleUnit.PX:
         return fill(_("spec.unit.px"), n=_number(round(value)))
     if unit is RuleUnit.KB:
-        return fill(_("spec.unit.kb"), n=_number(round(value)))
+        return fill(_("spec.unit.kb"), n=_number(value))
     if unit is RuleUnit.SHARE:
         return fill(_("spec.unit.share"), n=_number(round(value * 100, 1)))
     return escape(fmt(value))
@@ -274,11 +291,30 @@ def _failed(rule: SpecRule, judgement: Judgement) -> str:
     name = _RANGED_NAMES.get((rule.kind, rule.axis.value if rule.axis else None))
     if name is None or rule.value is None or rule.bound is None:
         return escape(rule.kind.value)
+    step = _STEPS.get(rule.unit)
+    value = rule.value if step is None else away_from(rule.value, rule.bound, step)
     return fill(
         _(name),
-        value=Html(_with_unit(rule.value, rule.unit)),
-        bound=Html(_bound(rule.bound, rule.unit)),
+        value=Html(_with_unit(value, rule.unit)),
+        bound=Html(_bound(authority_bound(rule, judgement.spec), rule.unit)),
     )
+
+
+def authority_bound(rule: SpecRule, spec: Spec) -> Range:
+    """The bound as the authority writes it: for a spec measured to the skull the judge
+    widened the head's and the top margin's bound by a hair allowance (``allows_hair``),
+    which the reply says in words (``spec.hair_allowance``) rather than in the numbers."""
+    bound = rule.bound
+    assert bound is not None
+    if not rule.allows_hair:
+        return bound
+    if rule.kind is RuleKind.HEAD:
+        given = spec.head_mm if rule.unit is RuleUnit.MM else spec.head_share
+    elif rule.kind is RuleKind.TOP_MARGIN and rule.unit is RuleUnit.MM:
+        given = spec.top_margin_mm
+    else:
+        given = None
+    return bound if given is None else given
 
 
 def ratio_text(aspect: float) -> str:
@@ -342,7 +378,7 @@ def sheet_file_name(spec: Spec) -> str:
 def made_caption(made: MadePhoto, spec: Spec) -> str:
     """The made file's size (mm at dpi for a print, px and KB for an upload), and that
     ICAO's proportions sized the head when the document gives no head size."""
-    kb = _number(round(made.kb))
+    kb = _number(made.kb)
     if spec.width_mm is not None and spec.height_mm is not None and made.dpi is not None:
         text = fill(
             _("make.caption.print"),
@@ -386,10 +422,11 @@ def cannot_make_text(error: CannotMake) -> str:
         return fill(sentence, have_w=have_w, have_h=have_h, w=need_w, h=need_h)
     if error.reason in (Reason.FILE_TOO_SMALL, Reason.FILE_TOO_LARGE):
         bound = error.kb_range
+        kb = error.kb or 0.0
         return fill(
             sentence,
-            kb=_number(round(error.kb or 0)),
-            low=_number(round(bound.low)) if bound is not None else "—",
-            high=_number(round(bound.high)) if bound is not None else "—",
+            kb=_number(kb if bound is None else away_from(kb, bound, _STEPS[RuleUnit.KB])),
+            low=_number(bound.low) if bound is not None else "—",
+            high=_number(bound.high) if bound is not None else "—",
         )
     return sentence

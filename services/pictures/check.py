@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from services.images import PreparedImage, open_for_drawing
 from services.models import CheckResult, Measurements
 from services.pictures.common import FAIL, PASS, Colour, jpeg
-from services.rules import GEOMETRY, RULES_BY_FIELD, RuleOutcome
+from services.rules import RULES_BY_FIELD, RuleOutcome
 from services.specs.judge import Judgement, RuleKind, RuleState, RuleUnit, SpecRule
 
 NEUTRAL: Final[Colour] = (255, 200, 0)  # measured, but no rule judges it; shows on blue and white
@@ -101,6 +101,7 @@ class _SpecView:
     rules: Mapping[RuleKind, SpecRule]
     print_height: float | None  # mm: a bound in mm over it is a share of the height
     crop_colour: Colour | None  # the crop frame's outline; None when the shape is right
+    replaces: frozenset[str]  # the generic rules the spec judges instead (drawn neutral)
 
     @classmethod
     def of(cls, judgement: Judgement, size: tuple[int, int], m: Measurements) -> _SpecView:
@@ -113,10 +114,10 @@ class _SpecView:
         width, rows = size
         if judgement.aspect_matches is not False:
             frame = (0.0, 0.0, float(width), float(rows))
-            return cls(frame, cls._geometry(judgement.rules), height, None)
+            return cls(frame, cls._geometry(judgement.rules), height, None, judgement.replaces)
         crop, source = judgement.crop, m.size_pix
         if crop is None or source is None or source[0] <= 0 or source[1] <= 0:
-            return cls(None, {}, height, None)
+            return cls(None, {}, height, None, judgement.replaces)
         # The plan is in the pixels the measurements were taken in; the copy is scaled.
         sx, sy = width / source[0], rows / source[1]
         left = min(max(round(crop.left * sx), 0), width - 1)
@@ -125,7 +126,7 @@ class _SpecView:
         bottom = min(max(round((crop.top + crop.height) * sy), top + 1), rows)
         frame = (float(left), float(top), float(right), float(bottom))
         colour = PASS if crop.feasible else FAIL
-        return cls(frame, cls._geometry(crop.rules), height, colour)
+        return cls(frame, cls._geometry(crop.rules), height, colour, judgement.replaces)
 
     @staticmethod
     def _geometry(rules: Iterable[SpecRule]) -> dict[RuleKind, SpecRule]:
@@ -182,8 +183,8 @@ class _Painter:
         return self.image.height
 
     def colour(self, rule_field: str) -> Colour:
-        if self.spec is not None and rule_field in GEOMETRY:
-            return NEUTRAL  # under a spec the generic geometry rules give way to the spec's
+        if self.spec is not None and rule_field in self.spec.replaces:
+            return NEUTRAL  # the spec judges this in its own way
         outcome = self.outcomes.get(rule_field)
         if outcome is None:
             return NEUTRAL

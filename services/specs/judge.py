@@ -80,7 +80,6 @@ class RuleKind(StrEnum):
     HEAD = "head"  # chin to crown
     EYES = "eyes"  # eye line above the bottom edge
     TOP_MARGIN = "top_margin"  # crown to the top edge
-    SIZE = "size"  # print size from the file's dpi, per axis
     ASPECT = "aspect"  # width over height
     PIXELS = "pixels"  # per axis
     KB = "kb"
@@ -187,11 +186,29 @@ class Judgement:
         return all(rule.state is not RuleState.NOT_CHECKED for rule in self.rules)
 
     @property
+    def replaces(self) -> frozenset[str]:
+        """The generic rules (``detect_result`` fields) this spec judges in their place: the
+        face's size by the head height, the eye line by the document's; a spec that sets
+        neither leaves the generic rules standing, and nothing replaces the centring."""
+        kinds = {rule.kind for rule in self.rules}
+        if self.crop is not None:
+            kinds |= {rule.kind for rule in self.crop.rules}
+        return frozenset(
+            field for kind, field in _REPLACED.items() if kind in kinds
+        )
+
+    @property
     def ready(self) -> bool:
         """The photo can be submitted as it is: nothing failed and the shape is right."""
         return self.passed and all(
             rule.state is RuleState.PASSED for rule in self.rules if rule.kind is RuleKind.ASPECT
         )
+
+
+OTHER_COLOUR: Final = "other"
+"""The background's name when no named colour is within ``BACKGROUND_DELTA_E`` of it."""
+
+_REPLACED: Final = {RuleKind.HEAD: "face_x_occupy", RuleKind.EYES: "eyes_y_center"}
 
 
 class SpecNotCheckable(ServiceError):
@@ -221,10 +238,11 @@ def judge(spec: Spec, m: Measurements) -> Judgement:
     crop = None
     if matches is False:
         crop = _crop(spec, m)
+        if crop is None:  # the head was not measured: its rules cannot be judged on a crop
+            rules += _geometry(spec, None, None, None, in_print=True)
     else:
         in_print = matches is True
         rules += _geometry(spec, m.head_top, m.head_chin_y, m.eyes_y_center, in_print)
-        rules += _size(spec, m)
     if aspect is not None:
         rules.append(aspect)
     rules += _pixels(spec, m)
@@ -347,19 +365,6 @@ def _tolerant(size: Range) -> Range:
     return size
 
 
-def _size(spec: Spec, m: Measurements) -> list[SpecRule]:
-    """The print size the file states through its dpi, for a print spec made at a dpi."""
-    bounds = _print_size(spec)
-    if spec.medium is not Medium.PRINT or spec.dpi is None or bounds is None:
-        return []
-    if m.size_mm is None:  # the file states no dpi: it has no print size of its own
-        return []
-    return [
-        _ranged(RuleKind.SIZE, m.size_mm[0], bounds[0], RuleUnit.MM, axis=Axis.WIDTH),
-        _ranged(RuleKind.SIZE, m.size_mm[1], bounds[1], RuleUnit.MM, axis=Axis.HEIGHT),
-    ]
-
-
 def _aspect(spec: Spec, m: Measurements) -> SpecRule | None:
     if spec.aspect is None:
         return None
@@ -447,7 +452,9 @@ def _background(spec: Spec, m: Measurements) -> list[SpecRule]:
     if rgb is None:
         state, value, seen = RuleState.NOT_CHECKED, None, None
     else:
-        seen, _ = _nearest(rgb, tuple(BACKGROUNDS))
+        nearest, distance = _nearest(rgb, tuple(BACKGROUNDS))
+        # Named only when it is that colour; "light grey" for green would mislead.
+        seen = nearest if distance <= BACKGROUND_DELTA_E else OTHER_COLOUR
         _, value = _nearest(rgb, spec.backgrounds)
         state = RuleState.PASSED if bound.holds(value) else RuleState.FAILED
     return [

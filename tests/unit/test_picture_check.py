@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
-from datetime import date
 from typing import Any
 
 import pytest
@@ -16,9 +14,10 @@ from services.models import CheckResult, Measurements, Usage
 from services.pictures.check import NEUTRAL, annotate_check, annotate_check_async
 from services.pictures.common import FAIL, PASS
 from services.rules import evaluate
-from services.specs import Confidence, Crown, GlassesRule, Medium, Range, Spec
+from services.specs import Medium, Range, Spec
 from services.specs.judge import CropPlan, Judgement, RuleKind, RuleState, judge
 from tests.fakes.jumdata import SEED_DETECT_RESULT
+from tests.specs import blank_spec
 
 GREY = (128, 128, 128)
 
@@ -128,40 +127,11 @@ async def test_async_wrapper() -> None:
 
 # --------------------------------------------------------------------------- under a spec
 
-BLANK = Spec(
-    id="test",
-    aliases=(),
-    country="",
-    names={"en": "Test"},
-    main=False,
-    medium=Medium.PRINT,
-    width_mm=None,
-    height_mm=None,
-    dpi=None,
-    width_px=None,
-    height_px=None,
-    head_mm=None,
-    head_share=None,
-    crown=Crown.HAIR,
-    eyes_mm=None,
-    eyes_share=None,
-    top_margin_mm=None,
-    backgrounds=(),
-    glasses=GlassesRule.ALLOWED,
-    crop_allowed=True,
-    formats=(),
-    kb=None,
-    office_reason=None,
-    confidence=Confidence.HIGH,
-    checked=date(2025, 1, 1),
-    sources=(),
-    notes=(),
-)
-
-
 def spec(**changes: Any) -> Spec:
-    """A spec that asks for nothing but what ``changes`` set."""
-    return dataclasses.replace(BLANK, **changes)
+    """A print spec that asks for nothing but what ``changes`` set."""
+    return blank_spec(**{"medium": Medium.PRINT, **changes})
+
+
 
 
 # A US-passport-like print: 51x51 mm, head 25-35 mm, eyes 28-35 mm above the bottom.

@@ -8,6 +8,7 @@ import pytest
 
 from bot.i18n import create_i18n
 from bot.render import analyze_report, check_report, detect_report, error_text
+from bot.render.spec import authority_bound, away_from, judgement_lines
 from services.errors import ProviderError
 from services.images import ImageInfo, PreparedImage
 from services.models import (
@@ -21,6 +22,9 @@ from services.models import (
 )
 from services.operations import FacesOutcome
 from services.rules import classify_reason, evaluate
+from services.specs import Range, catalogue
+from services.specs.judge import RuleKind, judge
+from tests.conftest import tr
 
 IMAGE = PreparedImage(
     data=b"",
@@ -107,3 +111,40 @@ def test_analyze_says_when_age_and_gender_were_not_estimated(demographics: bool)
 def test_provider_code_is_escaped_in_an_error() -> None:
     text = error_text(ProviderError("jumdata", code="<60&3>"))
     assert text.endswith("\n<i>jumdata code &lt;60&amp;3&gt;</i>")
+
+
+# --- file sizes and spec bounds ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "bound", "shown"),
+    [
+        (240.4, Range(0, 240), 240.4),  # a decimal where the size has one
+        (240.02, Range(0, 240), 240.1),  # never "240.0" over a 240 limit
+        (239.97, Range(0, 240), 240.0),  # a passing value may round onto its bound
+        (9.98, Range(10, 300), 9.9),  # under a minimum too
+        (310.0, Range(0, 240), 310.0),
+    ],
+)
+def test_a_failing_value_never_rounds_onto_its_bound(
+    value: float, bound: Range, shown: float
+) -> None:
+    assert away_from(value, bound, 0.1) == pytest.approx(shown)
+
+
+def test_the_measured_file_size_has_a_decimal_when_it_is_not_whole() -> None:
+    photo = check(Measurements(file_size=round(240.4 * 1024)))[1].split("\n")[-1]
+    assert photo == "Photo: 240.4 KB"
+    assert check(Measurements(file_size=310 * 1024))[1].split("\n")[-1] == "Photo: 310 KB"
+
+
+def test_a_skull_spec_shows_the_authoritys_band() -> None:
+    """The judge widened Schengen's 32–36 mm for hair; the reply gives 32–36 mm."""
+    spec = catalogue().get("schengen")
+    judgement = judge(spec, Measurements(head_top=0.08, head_chin_y=0.935, size_pix=(700, 900)))
+    [head] = [rule for rule in judgement.rules if rule.kind is RuleKind.HEAD]
+    assert head.allows_hair and head.bound is not None and head.bound.high > 36
+    assert authority_bound(head, spec) == Range(32, 36)
+    lines = judgement_lines(judgement)
+    assert "• Head height 38.5 mm, needs 32–36 mm" in lines
+    assert tr("en", "spec.hair_allowance") in lines

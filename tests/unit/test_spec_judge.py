@@ -9,14 +9,13 @@ the height outside is clearly out; a bound moved by any amount turns a case red.
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
 from typing import Any
 
 import pytest
 
 from services.models import Measurements
 from services.rules import Side
-from services.specs import BACKGROUNDS, Confidence, Crown, GlassesRule, Medium, Range, Spec
+from services.specs import BACKGROUNDS, Crown, GlassesRule, Medium, Range, Spec
 from services.specs.judge import (
     ASPECT_TOLERANCE,
     BACKGROUND_DELTA_E,
@@ -35,6 +34,7 @@ from services.specs.judge import (
     judge,
     lab,
 )
+from tests.specs import blank_spec
 
 PASSED, FAILED, WARNING, NOT_CHECKED = (
     RuleState.PASSED,
@@ -44,40 +44,9 @@ PASSED, FAILED, WARNING, NOT_CHECKED = (
 )
 STEP = 1 / 64  # a share just outside a bound, exact in binary
 
-BLANK = Spec(
-    id="test",
-    aliases=(),
-    country="",
-    names={"en": "Test"},
-    main=False,
-    medium=Medium.DIGITAL,
-    width_mm=None,
-    height_mm=None,
-    dpi=None,
-    width_px=None,
-    height_px=None,
-    head_mm=None,
-    head_share=None,
-    crown=Crown.HAIR,
-    eyes_mm=None,
-    eyes_share=None,
-    top_margin_mm=None,
-    backgrounds=(),
-    glasses=GlassesRule.ALLOWED,
-    crop_allowed=True,
-    formats=(),
-    kb=None,
-    office_reason=None,
-    confidence=Confidence.HIGH,
-    checked=date(2025, 1, 1),
-    sources=(),
-    notes=(),
-)
 
 
-def spec(**changes: Any) -> Spec:
-    """A spec that asks for nothing but what ``changes`` set."""
-    return dataclasses.replace(BLANK, **changes)
+spec = blank_spec
 
 
 def print_spec(side: float = 40.0, **changes: Any) -> Spec:
@@ -468,7 +437,7 @@ def test_a_mismatched_photo_has_no_millimetres_and_is_not_ready() -> None:
             face_x_center=0.5,
         ),
     )
-    assert not {RuleKind.HEAD, RuleKind.EYES, RuleKind.TOP_MARGIN, RuleKind.SIZE} & {
+    assert not {RuleKind.HEAD, RuleKind.EYES, RuleKind.TOP_MARGIN} & {
         rule.kind for rule in judgement.rules
     }
     assert all(rule.unit is not RuleUnit.MM for rule in judgement.rules)
@@ -495,58 +464,15 @@ def test_a_spec_without_a_shape_has_no_aspect_rule() -> None:
 
 # ------------------------------------------------------------------ size, pixels, kb, format
 
-SIZE = [
-    # (case, print spec, size_mm, width state, height state)
-    ("exact", print_spec(40, dpi=300), (40.0, 40.0), PASSED, PASSED),
-    ("tolerance edges", print_spec(40, dpi=300), (41.0, 39.0), PASSED, PASSED),
-    ("wide", print_spec(40, dpi=300), (41.25, 40.0), FAILED, PASSED),
-    ("short", print_spec(40, dpi=300), (40.0, 38.75), PASSED, FAILED),
-    (
-        "range edges",
-        spec(medium=Medium.PRINT, dpi=300, width_mm=Range(35, 40), height_mm=Range(45, 50)),
-        (35.0, 50.0),
-        PASSED,
-        PASSED,
-    ),
-    (
-        "outside a range",
-        spec(medium=Medium.PRINT, dpi=300, width_mm=Range(35, 40), height_mm=Range(45, 50)),
-        (34.75, 50.25),
-        FAILED,
-        FAILED,
-    ),
-]
 
-
-@pytest.mark.parametrize(
-    ("the_spec", "size_mm", "width", "height"), [c[1:] for c in SIZE], ids=[c[0] for c in SIZE]
-)
-def test_a_stated_print_size_is_judged_per_side(
-    the_spec: Spec, size_mm: tuple[float, float], width: RuleState, height: RuleState
-) -> None:
-    aspect = the_spec.aspect
-    assert aspect is not None
-    judgement = judge(the_spec, measured(size_pix=(round(1000 * aspect), 1000), size_mm=size_mm))
-    rules = rules_of(judgement, RuleKind.SIZE)
-    assert [(r.axis, r.state, r.unit) for r in rules] == [
-        (Axis.WIDTH, width, RuleUnit.MM),
-        (Axis.HEIGHT, height, RuleUnit.MM),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("the_spec", "size_mm"),
-    [
-        (print_spec(40, dpi=300), None),
-        (print_spec(40), (50.0, 50.0)),
-        (dataclasses.replace(print_spec(40, dpi=300), medium=Medium.DIGITAL), (50.0, 50.0)),
-    ],
-    ids=["file states no dpi", "spec has no dpi", "digital spec"],
-)
-def test_no_size_rule_without_both_dpis_on_a_print(
-    the_spec: Spec, size_mm: tuple[float, float] | None
-) -> None:
-    assert not rules_of(judge(the_spec, measured(size_mm=size_mm)), RuleKind.SIZE)
+@pytest.mark.parametrize("size_mm", [(145.7, 187.3), (35.0, 45.0), None])
+def test_a_files_stated_dpi_makes_no_size_rule(size_mm: tuple[float, float] | None) -> None:
+    """Phone JPEGs say 72 dpi, which would make a 413x531 px photo 146 mm wide: what a file
+    states of its dpi says nothing about a print, so only its pixels are judged."""
+    schengen = spec(medium=Medium.PRINT, dpi=300, width_mm=Range(35, 35), height_mm=Range(45, 45))
+    judgement = judge(schengen, measured(size_pix=(413, 531), size_mm=size_mm, dpi=(72, 72)))
+    assert all(rule.unit is not RuleUnit.MM for rule in judgement.rules)
+    assert judgement.passed
 
 
 PIXELS_SPEC = spec(width_px=Range(600, 1200), height_px=Range(600, 1200))
@@ -747,6 +673,7 @@ FULL = print_spec(
 GOOD = measured(
     **head(0.6875, top=0.09375),
     eyes_y_center=0.375,
+    face_x_center=0.5,
     size_mm=(40.0, 40.0),
     file_size=100 * 1024,
     photo_format="jpg",
@@ -762,8 +689,6 @@ def test_the_rules_come_in_a_stable_order() -> None:
         (RuleKind.HEAD, None),
         (RuleKind.EYES, None),
         (RuleKind.TOP_MARGIN, None),
-        (RuleKind.SIZE, Axis.WIDTH),
-        (RuleKind.SIZE, Axis.HEIGHT),
         (RuleKind.ASPECT, None),
         (RuleKind.PIXELS, Axis.WIDTH),
         (RuleKind.PIXELS, Axis.HEIGHT),
@@ -976,3 +901,36 @@ def test_a_bare_pixel_minimum_asks_for_no_shape(
     assert [r.bound for r in pixels] == [Range(600, float("inf")), Range(750, float("inf"))]
     assert judgement.aspect_matches is None and judgement.crop is None
     assert not any(r.kind is RuleKind.ASPECT for r in judgement.rules)
+
+
+def test_an_unmeasured_head_on_a_photo_of_another_shape_is_not_checked() -> None:
+    """No crop can be planned without the head; its rules say so instead of vanishing."""
+    judgement = judge(FULL, dataclasses.replace(GOOD, size_pix=(700, 800), head_top=None))
+    assert judgement.crop is None
+    assert only(judgement, RuleKind.HEAD).state is NOT_CHECKED
+    assert only(judgement, RuleKind.EYES).state is NOT_CHECKED
+    assert not judgement.complete
+
+
+@pytest.mark.parametrize(
+    ("the_spec", "replaced"),
+    [
+        (FULL, {"face_x_occupy", "eyes_y_center"}),
+        (print_spec(40, dpi=300, **HEAD_MM), {"face_x_occupy"}),
+        (print_spec(40, dpi=300), set()),
+    ],
+    ids=["head and eyes", "head only", "neither"],
+)
+def test_a_spec_replaces_only_the_generic_rules_it_judges(
+    the_spec: Spec, replaced: set[str]
+) -> None:
+    assert judge(the_spec, GOOD).replaces == replaced
+    assert "face_x_center" not in judge(the_spec, GOOD).replaces
+
+
+def test_a_background_no_named_colour_is_near_is_other() -> None:
+    green = judge(FULL, dataclasses.replace(GOOD, background_color=(120, 160, 90)))
+    rule = only(green, RuleKind.BACKGROUND)
+    assert rule.state is FAILED and rule.seen == "other"
+    grey = judge(FULL, dataclasses.replace(GOOD, background_color=(221, 221, 221)))
+    assert only(grey, RuleKind.BACKGROUND).seen == "light-grey"

@@ -220,10 +220,13 @@ async def test_an_upload_is_made_within_its_pixel_and_kb_limits(app: App) -> Non
         assert 600 <= made.width <= 1200 and made.width == made.height
         size = made.size
     assert len(data) <= 240 * 1024
-    kb = round(len(data) / 1024)
+    kb = round(len(data) / 1024, 1)  # with its decimal, as a limit in KB is read
     assert text_of(document) == tr("en", "make.caption.digital").format(
-        name="<b>US visa (DS-160)</b>", w=size[0], h=size[1], kb=kb
+        name="<b>US visa (DS-160)</b>", w=size[0], h=size[1], kb=f"{kb:g}"
     )
+    # Made: the "Make" button goes, and a visa has no print sheet, so the keyboard goes.
+    [edit] = [r for r in requests if isinstance(r, EditMessageReplyMarkup)]
+    assert (edit.message_id, edit.reply_markup) == (reply_id, None)
 
 
 async def test_a_spec_without_a_head_size_uses_icao_and_says_so(app: App) -> None:
@@ -357,9 +360,43 @@ async def test_a_second_press_while_making_makes_no_second_file(
     assert len(documents(requests)) == 1 and made == [1]
     assert len(app.checker.calls) == 2
 
-    # Once the first is done, the button works again.
+    # Once the first is done the button is gone; a press sent before that makes nothing.
     again = await chat.press(data, under=chat.sent[-1])
-    assert len(documents(again)) == 1 and made == [1, 1]
+    assert api_names(replies(again)) == ["answerCallbackQuery"]
+    assert made == [1] and len(app.checker.calls) == 2
+
+
+async def test_made_once_the_make_button_goes_and_the_sheet_stays(app: App) -> None:
+    chat = app.chat()
+    reply_id = await checked(chat, "us-passport")
+    first = await chat.press(press_data(MAKE_FILE, reply_id), under=chat.sent[-1])
+    assert len(documents(first)) == 1
+    [edit] = [r for r in first if isinstance(r, EditMessageReplyMarkup)]
+    assert edit.message_id == reply_id
+    assert [MakeAction.unpack(data).action for _text, data in buttons(edit)] == [MAKE_SHEET]
+    # The edit comes after the file and before the check of it.
+    seen = api_names(replies(first))
+    assert (
+        seen.index("sendDocument") < seen.index("editMessageReplyMarkup") < seen.index("sendPhoto")
+    )
+
+    second = await chat.press(press_data(MAKE_FILE, reply_id), under=chat.sent[-1])
+    assert api_names(replies(second)) == ["answerCallbackQuery"]
+    assert alert_of(second).text is None
+    assert len(app.checker.calls) == 2  # the check, and one check of the one file
+
+    sheet = await chat.press(press_data(MAKE_SHEET, reply_id), under=chat.sent[-1])
+    assert [document_bytes(d)[0] for d in documents(sheet)] == ["us-passport-sheet.jpg"]
+
+
+async def test_a_refused_make_keeps_the_button(app: App) -> None:
+    chat = app.chat()
+    reply_id = await checked(chat, "us-passport", portrait_jpeg(300, 300))
+    requests = await chat.press(press_data(MAKE_FILE, reply_id), under=chat.sent[-1])
+    assert documents(requests) == []
+    assert not any(isinstance(r, EditMessageReplyMarkup) for r in requests)
+    key = MakeKeeper.key(app.bot.id, chat.chat.id, chat.user.id, reply_id)
+    assert (await app.dispatcher.storage.get_data(key))["made"] is False
 
 
 async def test_the_kept_data_is_the_measurements_not_the_photo(app: App) -> None:
@@ -367,8 +404,8 @@ async def test_the_kept_data_is_the_measurements_not_the_photo(app: App) -> None
     reply_id = await checked(chat, "us-passport")
     key = MakeKeeper.key(app.bot.id, chat.chat.id, chat.user.id, reply_id)
     kept = await app.dispatcher.storage.get_data(key)
-    assert set(kept) == {"spec", "image", "measurements", "at"}
-    assert kept["spec"] == "us-passport"
+    assert set(kept) == {"spec", "image", "measurements", "at", "made"}
+    assert kept["spec"] == "us-passport" and kept["made"] is False
     assert kept["image"]["file_id"] == chat.sent[-1].document.file_id  # type: ignore[union-attr]
     assert kept["measurements"]["head_top"] == US_GOOD["head_top"]
     assert kept["measurements"]["size_pix"] == [600, 600]  # the fake's profile, as it answered

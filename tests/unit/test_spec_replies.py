@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher
-from aiogram.methods import TelegramMethod
+from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 
 from bot.app import create_dispatcher
 from bot.config import Settings
@@ -34,7 +34,25 @@ from tests.unit.recording import (
     replies,
 )
 
-PHOTO = portrait_jpeg()
+# Square, as the US documents are: the judge reads the size, bytes and format off the file
+# as sent (``services.operations.as_sent``), not off the fake's profile.
+PHOTO = portrait_jpeg(600, 600)
+PHONE_PHOTO = portrait_jpeg()  # 3:4
+
+
+def sized(data: bytes, size: int) -> bytes:
+    """The JPEG ``data`` grown to exactly ``size`` bytes with comment segments after SOI."""
+    missing = size - len(data)
+    assert data[:2] == b"\xff\xd8" and missing >= 4
+    segments = []
+    while missing:
+        total = min(missing, 65_537)  # marker, length and at most 65533 bytes of comment
+        if 0 < missing - total < 4:  # leave room for a last segment
+            total -= 4
+        segments.append(b"\xff\xfe" + (total - 2).to_bytes(2, "big") + b"\0" * (total - 4))
+        missing -= total
+    return data[:2] + b"".join(segments) + data[2:]
+
 
 # A square 51x51 mm print that meets the US passport's bands: head 0.55 of the height
 # (28 mm), eyes 0.60 above the bottom (30.6 mm), white background, no glasses. The face
@@ -64,8 +82,9 @@ US_GOOD: dict[str, Any] = {
 }
 # The head too small for the US passport: 0.43 of 51 mm is 21.9 mm.
 US_SMALL_HEAD = {**US_GOOD, "head_top": 0.30, "head_chin_y": 0.73, "face_x_occupy": 0.60}
-# A good photo but a file too large for the DS-160 upload (at most 240 KB).
-VISA_TOO_BIG = {**US_GOOD, "file_size": 310 * 1024, "face_x_occupy": 0.60}
+# A good photo for the DS-160 upload but the file (at most 240 KB) is 310 KB.
+VISA_PROFILE = {**US_GOOD, "face_x_occupy": 0.60}
+VISA_TOO_BIG = sized(PHOTO, 310 * 1024)
 
 
 class FakeChecker(FakeProvider):
@@ -112,10 +131,9 @@ class App:
         return preferences
 
 
-@pytest.fixture
-async def app() -> AsyncIterator[App]:
+def build_app(**overrides: Any) -> App:
     settings = Settings.model_validate(
-        {"bot_token": TOKEN, "default_locale": "en", "fallback_to_local": False}
+        {"bot_token": TOKEN, "default_locale": "en", "fallback_to_local": False, **overrides}
     )
     services = Services.from_settings(settings)
     checker = FakeChecker()
@@ -125,8 +143,22 @@ async def app() -> AsyncIterator[App]:
         )
     dispatcher = create_dispatcher(settings, services)
     bot, session = recording_bot()
-    yield App(dispatcher, bot, session, checker)
-    await dispatcher["timers"].close()
+    return App(dispatcher, bot, session, checker)
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    made = build_app()
+    yield made
+    await made.dispatcher["timers"].close()
+
+
+@pytest.fixture
+async def default_app() -> AsyncIterator[App]:
+    """A bot with ``DEFAULT_SPEC=us-passport``."""
+    made = build_app(default_spec="us-passport")
+    yield made
+    await made.dispatcher["timers"].close()
 
 
 def text_of(request: TelegramMethod[Any]) -> str:
@@ -141,8 +173,8 @@ def all_buttons(requests: list[TelegramMethod[Any]]) -> list[tuple[str, str]]:
     return [button for r in replies(requests) for button in buttons(r)]
 
 
-def pack(action: str, value: str = "") -> str:
-    return SpecChoice(action=action, value=value).pack()
+def pack(action: str, value: str = "", *, fresh: bool = False) -> str:
+    return SpecChoice(action=action, value=value, fresh=fresh).pack()
 
 
 # --- /spec ---------------------------------------------------------------------------------
@@ -170,6 +202,7 @@ async def test_spec_shows_the_choice_with_buttons(app: App) -> None:
     assert pack("set", "generic") in data
 
     [_ack, edit] = replies(await chat.press(pack("country", "us"), under=chat.sent[-1]))
+    assert isinstance(edit, EditMessageText)  # inside the /spec menu a press edits it
     assert [c for _t, c in buttons(edit)][:3] == [
         pack("set", spec.id) for spec in catalogue().of_country("us")[:3]
     ]
@@ -212,7 +245,12 @@ async def test_spec_generic_goes_back(app: App) -> None:
     assert await app.preferences.get_spec(chat.user.id) == "cn-passport"
     [answer] = await chat.send("/spec generic")
     assert text_of(answer) == tr("en", "spec.set.generic")
-    assert await app.preferences.get_spec(chat.user.id) is None
+    # Chosen outright: not None, which is "never chose" and would take DEFAULT_SPEC.
+    assert await app.preferences.get_spec(chat.user.id) == "generic"
+    assert (f"✓ {tr('en', 'button.spec.generic')}", pack("set", "generic")) in buttons(answer)
+    report = report_of(await chat.send(caption="/check", document=PHOTO))
+    assert fragment("en", "check.spec.title") not in report
+    assert tr("en", "spec.offer") not in report  # a choice was made
 
 
 # --- /check with a spec ----------------------------------------------------------------------
@@ -221,8 +259,8 @@ async def test_spec_generic_goes_back(app: App) -> None:
 async def test_check_with_a_code_does_not_change_the_choice(app: App) -> None:
     chat = app.chat()
     await chat.send("/spec us")
-    app.checker.profile = VISA_TOO_BIG
-    report = report_of(await chat.send(caption="/check us-visa", document=PHOTO))
+    app.checker.profile = VISA_PROFILE
+    report = report_of(await chat.send(caption="/check us-visa", document=VISA_TOO_BIG))
     assert "US visa (DS-160)" in report
     assert "File 310 KB, needs at most 240 KB" in report
     assert tr("en", "check.verdict.fail") in report
@@ -248,7 +286,8 @@ async def test_nothing_chosen_offers_the_spec_buttons(app: App) -> None:
     report = report_of(requests)
     assert tr("en", "spec.offer") in report
     assert fragment("en", "check.spec.title") not in report
-    assert (pack("country", "us")) in [c for _t, c in all_buttons(requests)]
+    # Marked as under a report: a press answers with a new message (see below).
+    assert pack("country", "us", fresh=True) in [c for _t, c in all_buttons(requests)]
 
 
 async def test_only_generic_geometry_broke_so_the_spec_passes(app: App) -> None:
@@ -293,16 +332,15 @@ async def test_failed_spec_rules_in_the_documents_units(
 
 async def test_kb_line_in_russian(app: App) -> None:
     chat = app.chat(language_code="ru")
-    app.checker.profile = VISA_TOO_BIG
-    report = report_of(await chat.send(caption="/check ds-160", document=PHOTO))
+    app.checker.profile = VISA_PROFILE
+    report = report_of(await chat.send(caption="/check ds-160", document=VISA_TOO_BIG))
     assert "Файл 310 КБ, нужно не больше 240 КБ" in report
 
 
 async def test_wrong_shape_says_so_with_the_crop(app: App) -> None:
     chat = app.chat()
     await chat.send("/spec us")
-    app.checker.profile = {**US_GOOD, "size_pix": [600, 800], "size_mm": [51, 68]}
-    report = report_of(await chat.send(caption="/check", document=PHOTO))
+    report = report_of(await chat.send(caption="/check", document=PHONE_PHOTO))
     assert "This photo is 3:4; a <b>US passport</b> photo is square" in report
     crop_messages = ("spec.crop.ok", "spec.crop.near_edge", "spec.crop.proportions")
     assert any(fragment("en", m) in report for m in crop_messages)
@@ -332,3 +370,132 @@ async def test_the_menus_check_button_uses_the_chosen_document(app: App) -> None
     )
     assert "<b>US passport</b>" in report
     assert tr("en", "spec.offer") not in report
+
+
+# --- the review's cases ---------------------------------------------------------------------
+
+
+async def test_a_country_pressed_under_a_report_answers_with_a_new_message(app: App) -> None:
+    """The offer's buttons sit under the check reply (here a photo's caption, which cannot
+    become text): a press sends the country's documents and leaves the report alone."""
+    chat = app.chat()
+    requests = await chat.send(caption="/check", document=PHOTO)
+    assert tr("en", "spec.offer") in report_of(requests)
+    data = pack("country", "us", fresh=True)
+    assert data in [c for _t, c in all_buttons(requests)]
+
+    pressed = replies(await chat.press(data, under=chat.sent[-1]))
+    assert not any(isinstance(r, EditMessageText) for r in pressed)
+    [menu] = [r for r in pressed if isinstance(r, SendMessage)]
+    assert menu.chat_id == chat.chat.id
+    assert text_of(menu) == tr("en", "spec.country").format(country="🇺🇸 US")
+    assert [c for _t, c in buttons(menu)][:3] == [
+        pack("set", spec.id) for spec in catalogue().of_country("us")[:3]
+    ]
+    # The new message is the /spec menu: its own presses edit it.
+    [_ack, edit] = replies(await chat.press(pack("set", "us-visa"), under=chat.sent[-1]))
+    assert isinstance(edit, EditMessageText)
+    assert await app.preferences.get_spec(chat.user.id) == "us-visa"
+
+
+async def test_generic_pressed_under_a_report_answers_with_a_new_message(app: App) -> None:
+    chat = app.chat()
+    await chat.send(caption="/check", document=PHOTO)
+    pressed = replies(await chat.press(pack("set", "generic", fresh=True), under=chat.sent[-1]))
+    [answer] = [r for r in pressed if isinstance(r, SendMessage)]
+    assert text_of(answer) == tr("en", "spec.set.generic")
+    assert not any(isinstance(r, EditMessageText) for r in pressed)
+    assert await app.preferences.get_spec(chat.user.id) == "generic"
+
+
+async def test_generic_chosen_outright_beats_the_default(default_app: App) -> None:
+    app = default_app
+    chat = app.chat()
+    # Never chose: the default, and no offer.
+    report = report_of(await chat.send(caption="/check", document=PHOTO))
+    assert "<b>US passport</b>" in report
+    assert tr("en", "spec.offer") not in report
+
+    [answer] = await chat.send("/spec generic")
+    assert text_of(answer) == tr("en", "spec.set.generic")
+    generic = f"✓ {tr('en', 'button.spec.generic')}"
+    assert (generic, pack("set", "generic")) in buttons(answer)
+    assert await app.preferences.get_spec(chat.user.id) == "generic"
+
+    report = report_of(await chat.send(caption="/check", document=PHOTO))
+    assert fragment("en", "check.spec.title") not in report
+    assert "US passport" not in report
+    assert tr("en", "spec.offer") not in report
+    assert tr("en", "reason.face_too_large") in report  # the generic check's own reason
+
+    [shown] = await chat.send("/spec")
+    assert tr("en", "spec.none") in text_of(shown)
+    assert (generic, pack("set", "generic")) in buttons(shown)
+
+    # And the way back to a document.
+    await chat.send("/spec us-visa")
+    assert "US visa (DS-160)" in report_of(await chat.send(caption="/check", document=PHOTO))
+
+
+async def test_a_kb_over_the_limit_is_never_shown_as_the_limit(app: App) -> None:
+    chat = app.chat()
+    app.checker.profile = VISA_PROFILE
+    over = sized(PHOTO, round(240.4 * 1024))
+    report = report_of(await chat.send(caption="/check us-visa", document=over))
+    assert "File 240.4 KB, needs at most 240 KB" in report
+
+    barely = sized(PHOTO, 240 * 1024 + 20)  # 240.02 KB: one decimal would be "240.0"
+    report = report_of(await chat.send(caption="/check us-visa", document=barely))
+    assert "File 240.1 KB, needs at most 240 KB" in report
+
+
+async def test_a_skull_spec_shows_the_authoritys_head_band(app: App) -> None:
+    """Schengen: 32–36 mm to the skull. The judge allowed 0.04 of the height for hair
+    (up to 37.8 mm), but the reply gives the authority's numbers and says hair was allowed."""
+    chat = app.chat()
+    app.checker.profile = {**US_GOOD, "head_top": 0.08, "head_chin_y": 0.935}  # 38.5 mm
+    report = report_of(await chat.send(caption="/check schengen", document=portrait_jpeg(700, 900)))
+    assert "Head height 38.5 mm, needs 32–36 mm" in report
+    assert "37.8" not in report
+    assert tr("en", "spec.hair_allowance") in report
+
+
+async def test_a_spec_without_a_head_band_keeps_the_generic_face_size(app: App) -> None:
+    """tr-passport gives a print size but no head band: the generic "face too small"
+    stands (only what a spec judges gives way: ``Judgement.replaces``)."""
+    chat = app.chat()
+    app.checker.profile = {**US_GOOD, "face_x_occupy": 0.40}
+    report = report_of(
+        await chat.send(caption="/check tr-passport", document=portrait_jpeg(500, 600))
+    )
+    assert fragment("en", "check.spec.title") in report
+    assert tr("en", "reason.face_too_small") in report
+    assert tr("en", "check.verdict.fail") in report
+
+
+async def test_a_background_of_no_named_colour_is_not_given_a_name(app: App) -> None:
+    chat = app.chat()
+    app.checker.profile = {**US_GOOD, "background_color": [40, 160, 60]}  # green
+    report = report_of(await chat.send(caption="/check us-passport", document=PHOTO))
+    assert "Background of another colour, needs white or off-white" in report
+
+
+async def test_an_unmeasured_head_on_the_wrong_shape_is_listed_as_not_checked(app: App) -> None:
+    chat = app.chat()
+    profile = {k: v for k, v in US_GOOD.items() if k not in ("head_top", "head_chin_y")}
+    app.checker.profile = {**profile, "eyes_y_center": None}
+    report = report_of(await chat.send(caption="/check us-passport", document=PHONE_PHOTO))
+    assert "This photo is 3:4; a <b>US passport</b> photo is square" in report
+    assert tr("en", "spec.not_checked").format(rules="head height, eye line") in report
+
+
+async def test_a_renamed_spec_in_a_waiting_flow_falls_back_to_the_generic_check(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    chat = app.chat()
+    await chat.send("/check us-visa")
+    await chat.state.update_data(spec="us-visa-renamed")  # as a deploy would leave it
+    report = report_of(await chat.send(document=PHOTO))
+    assert tr("en", "check.verdict.fail") in report
+    assert fragment("en", "check.spec.title") not in report
+    assert "us-visa-renamed" in caplog.text

@@ -24,6 +24,7 @@ from services.specs import (
     catalogue,
 )
 from services.specs.table import markdown_table
+from tests.specs import blank_spec
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 MARKED = re.compile(r"<!-- specs:begin -->\n\n(.*?)\n\n<!-- specs:end -->", re.DOTALL)
@@ -31,34 +32,14 @@ HEADER = "| id | document | size | head | eye line | background | glasses | file
 COLUMNS = ("id", "document", "size", "head", "eye line", "background", "glasses", "file")
 
 # A spec where the authority says nothing beyond what each test sets.
-BLANK = Spec(
+BLANK = blank_spec(
     id="xx-test",
-    aliases=(),
     country="xx",
     names={"en": "Test passport", "ru": "Тестовый паспорт"},
     main=True,
     medium=Medium.PRINT,
-    width_mm=None,
-    height_mm=None,
-    dpi=None,
-    width_px=None,
-    height_px=None,
-    head_mm=None,
-    head_share=None,
-    crown=Crown.HAIR,
-    eyes_mm=None,
-    eyes_share=None,
-    top_margin_mm=None,
-    backgrounds=(),
-    glasses=GlassesRule.ALLOWED,
-    crop_allowed=True,
-    formats=(),
-    kb=None,
-    office_reason=None,
     confidence=Confidence.MEDIUM,
     checked=dt.date(2026, 11, 29),
-    sources=(),
-    notes=(),
 )
 
 

@@ -561,7 +561,7 @@ def test_key_figures(spec_id: str, field: str, expected: Any) -> None:
     ],
 )
 def test_pixel_minima_without_a_maximum(spec_id: str, width: int, height: int) -> None:
-    """"At least W x H px": a bare minimum, which asks for no shape of its own."""
+    """ "At least W x H px": a bare minimum, which asks for no shape of its own."""
     found = spec(spec_id)
     assert found.width_px == Range(width, math.inf)
     assert found.height_px == Range(height, math.inf)
