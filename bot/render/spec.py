@@ -17,6 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.render.text import Html, escape, fill, fmt
 from services.i18n import N_
 from services.specs import Confidence, Medium, Range, Spec, UnknownSpec
+from services.specs.crop import Edge
 from services.specs.judge import (
     OTHER_COLOUR,
     CropPlan,
@@ -27,7 +28,7 @@ from services.specs.judge import (
     RuleUnit,
     SpecRule,
 )
-from services.specs.make import SHEET_DPI, CannotMake, Edge, MadePhoto, Reason
+from services.specs.make import SHEET_DPI, CannotMake, MadePhoto, Reason
 
 # The spec's ``names`` keys by catalogue locale.
 _NAME_LOCALES = {"en": "en", "ru": "ru", "zh_Hans": "zh"}

@@ -24,6 +24,7 @@ from services.i18n import N_
 from services.models import Measurements
 from services.rules import Side
 from services.specs import BACKGROUNDS, Crown, GlassesRule, Medium, Range, Spec
+from services.specs.crop import HAIR_ALLOWANCE_SHARE, Misfit, place
 
 ASPECT_TOLERANCE: Final = 0.02
 """Relative difference of the photo's width/height from the spec's that still matches.
@@ -32,20 +33,6 @@ Wide enough for pixel rounding and a hand-made crop a few pixels off (35x45 mm a
 300 dpi is 413x531 px, 0.1 % off), narrow enough to tell a phone's 3:4 (0.750) from
 35x45 mm (0.778, 3.6 % apart) and from 33x48 mm (0.688).
 """
-
-HAIR_ALLOWANCE_SHARE: Final = 0.04
-"""How much higher, as a share of the photo height, the top of the hair is than the skull.
-
-Both providers find the crown at the top of the hair; a spec measured to the skull
-(``Crown.SKULL``) would fail every photo whose hair adds height. 0.04 of the height is
-about 1.2 cm of hair on an adult head filling 75 % of the frame. An estimate, not a
-measurement: flat hair adds less, volume more, so the rule says it allowed for hair.
-"""
-
-ICAO_HEAD_SHARE: Final = Range(0.70, 0.80)
-"""Chin to crown as a share of the height (ICAO Doc 9303 guidance), used to size a crop
-when the spec gives no head size. Aiming at its middle with hair leaves the skull
-measure inside the band too for up to 0.05 of hair."""
 
 BACKGROUND_DELTA_E: Final = 10.0
 """Largest CIE76 distance from an allowed colour that still counts as that colour.
@@ -193,9 +180,7 @@ class Judgement:
         kinds = {rule.kind for rule in self.rules}
         if self.crop is not None:
             kinds |= {rule.kind for rule in self.crop.rules}
-        return frozenset(
-            field for kind, field in _REPLACED.items() if kind in kinds
-        )
+        return frozenset(field for kind, field in _REPLACED.items() if kind in kinds)
 
     @property
     def ready(self) -> bool:
@@ -287,10 +272,6 @@ class _Band:
     unit: RuleUnit
     scale: float  # the print height for mm, 1 for shares
     allows_hair: bool
-
-    @property
-    def shares(self) -> Range:
-        return Range(self.bound.low / self.scale, self.bound.high / self.scale)
 
 
 def _bands(spec: Spec) -> dict[RuleKind, _Band]:
@@ -499,43 +480,20 @@ def _hat(m: Measurements) -> SpecRule:
 
 
 def _crop(spec: Spec, m: Measurements) -> CropPlan | None:
-    """The crop with the spec's shape that puts head and eye line mid-band, centred on
-    the face; ``None`` when the head or the face's centre was not measured."""
-    top, chin, eyes, centre = m.head_top, m.head_chin_y, m.eyes_y_center, m.face_x_center
-    if top is None or chin is None or centre is None or chin <= top:
-        return None
+    """The frame "Make the file" would cut (``crop.place``), judged as the made file would
+    be; ``None`` when the head, the eyes the spec needs, or the face's centre were not
+    measured (the head's rules are then not checked)."""
     if m.size_pix is None or spec.aspect is None:  # a mismatch has both; for the types
         return None
     photo_w, photo_h = m.size_pix
-    bands = _bands(spec)
-    head = bands[RuleKind.HEAD].shares if RuleKind.HEAD in bands else ICAO_HEAD_SHARE
-    height = (chin - top) * photo_h / head.middle
-    # The crop's top edge, in source pixels: every band gives an interval for it.
-    low, high = chin * photo_h - height, top * photo_h  # the whole head inside
-    target = (top + chin) / 2 * photo_h - height / 2  # head centred, when nothing says
-    margin = bands.get(RuleKind.TOP_MARGIN)
-    if margin is not None:
-        low = max(low, top * photo_h - margin.shares.high * height)
-        high = min(high, top * photo_h - margin.shares.low * height)
-        target = top * photo_h - margin.shares.middle * height
-    eye_band = bands.get(RuleKind.EYES)
-    if eye_band is not None and eyes is not None:
-        low = max(low, eyes * photo_h - (1 - eye_band.shares.low) * height)
-        high = min(high, eyes * photo_h - (1 - eye_band.shares.high) * height)
-        target = eyes * photo_h - (1 - eye_band.shares.middle) * height
-    conflict = low > high
-    if not conflict:
-        # Slide into the photo as far as the bands allow, as ``make`` does.
-        target = min(max(target, low, 0.0), high, photo_h - height)
-        target = min(max(target, low), high)
-
-    width = round(height * spec.aspect)
-    rows = round(height)
-    left = round(centre * photo_w - height * spec.aspect / 2)
-    upper = round(target)
-    near_edge = left < 0 or upper < 0 or left + width > photo_w or upper + rows > photo_h
-    if near_edge:
-        # Shrink about the crop's centre until it fits, then slide it inside.
+    placement = place(spec, m, photo_w, photo_h, spec.aspect)
+    if placement.box is None or m.head_top is None or m.head_chin_y is None:
+        return None
+    box = placement.box
+    width, rows = round(box.width), round(box.height)
+    left, upper = round(box.left), round(box.top)
+    if placement.misfit is not None:
+        # Drawn all the same: shrunk about its centre until it fits, then slid inside.
         scale = min(1.0, photo_w / width, photo_h / rows)
         fitted_w, fitted_h = min(photo_w, round(width * scale)), min(photo_h, round(rows * scale))
         left = min(max(left + (width - fitted_w) // 2, 0), photo_w - fitted_w)
@@ -545,14 +503,21 @@ def _crop(spec: Spec, m: Measurements) -> CropPlan | None:
     def share(y: float) -> float:
         return (y * photo_h - upper) / rows
 
+    eyes = m.eyes_y_center
     rules = tuple(
-        _geometry(spec, share(top), share(chin), None if eyes is None else share(eyes), True)
+        _geometry(
+            spec,
+            share(m.head_top),
+            share(m.head_chin_y),
+            None if eyes is None else share(eyes),
+            True,
+        )
     )
     needed = _pixel_bounds(spec)
     needed_px = None if needed is None else (math.ceil(needed[0].low), math.ceil(needed[1].low))
-    if near_edge:
+    if placement.misfit is Misfit.HEAD_NEAR_EDGE:
         reason = CropReason.HEAD_NEAR_EDGE
-    elif conflict or any(rule.state is RuleState.FAILED for rule in rules):
+    elif placement.misfit is not None or any(rule.state is RuleState.FAILED for rule in rules):
         reason = CropReason.HEAD_PROPORTIONS
     elif needed_px is not None and (width < needed_px[0] or rows < needed_px[1]):
         reason = CropReason.TOO_FEW_PIXELS

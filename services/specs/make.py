@@ -8,11 +8,7 @@ Pure and synchronous: bytes in, bytes out, no provider and no I/O.
 It never invents resolution: a crop that would need enlarging, or that would leave the
 photo, is refused with a ``CannotMake`` that carries the numbers for a sentence.
 
-The crop is planned here rather than with ``judge``'s ``CropPlan``: the function that
-builds one (``judge._crop``) is private and runs only when the photo's shape is wrong,
-while a photo of the right shape still needs its head placed. The figures are the same:
-bands in shares of the height, the hair allowance for skull-measured specs, ICAO's head
-share where a spec gives none.
+The frame comes from ``services.specs.crop``, the plan a check's reply judges too.
 """
 
 from __future__ import annotations
@@ -28,8 +24,9 @@ from PIL import Image, ImageCms, ImageDraw
 
 from services.images import ImageInfo, inspect_image, open_for_drawing
 from services.models import Measurements
-from services.specs import Crown, Medium, Range, Spec
-from services.specs.judge import HAIR_ALLOWANCE_SHARE, ICAO_HEAD_SHARE, MM_PER_INCH
+from services.specs import Medium, Range, Spec
+from services.specs.crop import Box, Edge, Misfit, place
+from services.specs.judge import MM_PER_INCH
 
 DEFAULT_DPI: Final = 300
 """The dpi of a print spec that states none (``specs.toml``: 300 unless the authority says)."""
@@ -79,13 +76,6 @@ class Reason(StrEnum):
     FILE_TOO_LARGE = "file_too_large"  # ``kb`` > ``kb_range.high`` even at the lowest
 
 
-class Edge(StrEnum):
-    LEFT = "left"
-    TOP = "top"
-    RIGHT = "right"
-    BOTTOM = "bottom"
-
-
 class CannotMake(Exception):
     """The file cannot be made from this photo for this spec, and the numbers that say why."""
 
@@ -127,20 +117,12 @@ class MadePhoto:
     crop: tuple[int, int, int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class _Box:
-    left: float
-    top: float
-    width: float
-    height: float
-
-
 def make_photo(data: bytes, spec: Spec, m: Measurements) -> MadePhoto:
     """The file ``spec`` asks for, made from the user's original ``data`` measured as ``m``.
 
     The head as measured, with hair, is sized to the middle of the head band. For a spec
     measured to the skull (``Crown.SKULL``) that is the band's middle plus half of
-    ``HAIR_ALLOWANCE_SHARE``: the middle of the band ``judge`` holds a with-hair head to,
+    ``crop.HAIR_ALLOWANCE_SHARE``: the middle of the band ``judge`` holds a with-hair head to,
     which leaves the skull inside the spec's band for any hair from none to the allowance.
     The eye line goes mid-band (else the top margin, else the head is centred), the face
     centred across. Where the eye line cannot sit
@@ -156,7 +138,7 @@ def make_photo(data: bytes, spec: Spec, m: Measurements) -> MadePhoto:
     dpi = spec.dpi
     icao = False
     if not spec.crop_allowed:
-        box = _Box(0, 0, source_w, source_h)
+        box = Box(0, 0, source_w, source_h)
         size = _fit(source_w, source_h, spec)
     elif spec.width_mm is not None and spec.height_mm is not None:
         dpi = spec.dpi or DEFAULT_DPI
@@ -231,80 +213,15 @@ def _px(mm: float, dpi: int) -> int:
     return round(mm / MM_PER_INCH * dpi)
 
 
-def _shares(spec: Spec, mm: Range | None, share: Range | None) -> Range | None:
-    """A band as shares of the height: millimetres over the print height, as ``judge`` does."""
-    if mm is not None and spec.height_mm is not None:
-        height = spec.height_mm.middle
-        return Range(mm.low / height, mm.high / height)
-    return share
-
-
-def _head_aim(spec: Spec) -> tuple[float, bool]:
-    """The with-hair head height to aim at, as a share; and whether ICAO's band was used.
-
-    An "at most" band (``[0, x]``) says nothing of the low side, so ICAO's gives it.
-    """
-    band = _shares(spec, spec.head_mm, spec.head_share)
-    if band is None:
-        return ICAO_HEAD_SHARE.middle, True
-    icao = band.low == 0 and band.high > ICAO_HEAD_SHARE.low
-    if icao:
-        band = Range(ICAO_HEAD_SHARE.low, band.high)
-    hair = HAIR_ALLOWANCE_SHARE / 2 if spec.crown is Crown.SKULL else 0.0
-    return band.middle + hair, icao
-
-
 def _plan(
     spec: Spec, m: Measurements, photo_w: int, photo_h: int, aspect: float
-) -> tuple[_Box, bool]:
-    """The crop, in source pixels, that puts the head and the eye line mid-band; and
-    whether the head was sized by ICAO's band."""
-    top, chin, eyes, centre = m.head_top, m.head_chin_y, m.eyes_y_center, m.face_x_center
-    eye_band = _shares(spec, spec.eyes_mm, spec.eyes_share)
-    needed = {"head_top": top, "head_chin_y": chin, "face_x_center": centre}
-    if eye_band is not None:
-        needed["eyes_y_center"] = eyes
-    missing = tuple(name for name, value in needed.items() if value is None)
-    if missing:
-        raise CannotMake(Reason.NOT_MEASURED, missing=missing)
-    assert top is not None and chin is not None and centre is not None
-    if chin <= top:
-        raise CannotMake(Reason.HEAD_PROPORTIONS)
-    aim, icao = _head_aim(spec)
-    height = (chin - top) * photo_h / aim
-    width = height * aspect
-    top_px, chin_px = top * photo_h, chin * photo_h
-
-    # Every rule gives an interval for the crop's top edge; ``target`` is the middle's.
-    low, high = chin_px - height, top_px  # the whole head inside
-    target = (top_px + chin_px - height) / 2  # the head centred, when no band says more
-    margin = _shares(spec, spec.top_margin_mm, None)
-    if margin is not None:
-        if spec.crown is Crown.SKULL:  # the hair's top is higher than the skull's
-            margin = Range(margin.low - HAIR_ALLOWANCE_SHARE, margin.high)
-        low = max(low, top_px - margin.high * height)
-        high = min(high, top_px - margin.low * height)
-        target = top_px - margin.middle * height
-    if eye_band is not None and eyes is not None:
-        eyes_px = eyes * photo_h
-        low = max(low, eyes_px - (1 - eye_band.low) * height)
-        high = min(high, eyes_px - (1 - eye_band.high) * height)
-        target = eyes_px - (1 - eye_band.middle) * height
-    if low > high:
-        raise CannotMake(Reason.HEAD_PROPORTIONS)
-    upper = min(max(target, low, 0.0), high, photo_h - height)  # slide into the photo
-    upper = min(max(upper, low), high)  # but never out of the bands
-    left = centre * photo_w - width / 2
-    outside = {
-        Edge.LEFT: -left,
-        Edge.TOP: -upper,
-        Edge.RIGHT: left + width - photo_w,
-        Edge.BOTTOM: upper + height - photo_h,
-    }
-    beyond = {edge: round(px) for edge, px in outside.items() if round(px) > 0}
-    if beyond:
-        raise CannotMake(Reason.HEAD_NEAR_EDGE, outside=beyond)
-    return _Box(left, upper, width, height), icao
+) -> tuple[Box, bool]:
+    """The frame ``crop.place`` gives, or the refusal it explains."""
+    placement = place(spec, m, photo_w, photo_h, aspect)
+    if placement.misfit is not None or placement.box is None:
+        reason = Reason(placement.misfit or Misfit.NOT_MEASURED)
+        raise CannotMake(reason, missing=placement.missing, outside=placement.outside)
+    return placement.box, placement.icao
 
 
 def _fit(width: float, height: float, spec: Spec) -> tuple[int, int]:
@@ -327,7 +244,7 @@ def _grid(cell: tuple[int, int], sheet: tuple[int, int], gap: int) -> tuple[int,
 # --- pixels and bytes ----------------------------------------------------------------------
 
 
-def _cut(data: bytes, info: ImageInfo, box: _Box, size: tuple[int, int]) -> Image.Image:
+def _cut(data: bytes, info: ImageInfo, box: Box, size: tuple[int, int]) -> Image.Image:
     """The upright sRGB pixels of ``box`` at ``size``, with one LANCZOS resize of the box.
 
     A JPEG is decoded at the smallest of 1/1..1/8 that still holds ``size`` (libjpeg's

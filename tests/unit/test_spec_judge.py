@@ -16,11 +16,10 @@ import pytest
 from services.models import Measurements
 from services.rules import Side
 from services.specs import BACKGROUNDS, Crown, GlassesRule, Medium, Range, Spec
+from services.specs.crop import HAIR_ALLOWANCE_SHARE, ICAO_HEAD_SHARE
 from services.specs.judge import (
     ASPECT_TOLERANCE,
     BACKGROUND_DELTA_E,
-    HAIR_ALLOWANCE_SHARE,
-    ICAO_HEAD_SHARE,
     Axis,
     CropPlan,
     CropReason,
@@ -43,7 +42,6 @@ PASSED, FAILED, WARNING, NOT_CHECKED = (
     RuleState.NOT_CHECKED,
 )
 STEP = 1 / 64  # a share just outside a bound, exact in binary
-
 
 
 spec = blank_spec
@@ -872,13 +870,17 @@ def test_no_crop_without_a_measured_head(values: dict[str, float | None]) -> Non
     assert judgement.crop is None
 
 
-def test_a_crop_without_measured_eyes_leaves_them_unchecked() -> None:
-    crop = plan(US, head_top=0.2, head_chin_y=0.6)
-    assert [(r.kind, r.state) for r in crop.rules] == [
-        (RuleKind.HEAD, PASSED),
+def test_no_crop_without_the_eyes_a_spec_places() -> None:
+    """The file cannot be made without the eye line the spec sets, so no crop is promised;
+    the head and eye rules say they were not checked."""
+    judgement = judge(US, Measurements(**{**PHONE, "head_top": 0.2, "head_chin_y": 0.6}))
+    assert judgement.crop is None
+    assert [
+        (r.kind, r.state) for r in judgement.rules if r.kind in (RuleKind.HEAD, RuleKind.EYES)
+    ] == [
+        (RuleKind.HEAD, NOT_CHECKED),
         (RuleKind.EYES, NOT_CHECKED),
     ]
-    assert crop.feasible
 
 
 @pytest.mark.parametrize(

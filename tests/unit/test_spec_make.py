@@ -23,12 +23,11 @@ from services.models import Measurements
 from services.providers.local import LOCAL_LIMITS
 from services.specs import Crown, Range, Spec, catalogue
 from services.specs import make as make_module
-from services.specs.judge import HAIR_ALLOWANCE_SHARE
+from services.specs.crop import HAIR_ALLOWANCE_SHARE, Edge
 from services.specs.make import (
     CUT_MARK_GREY,
     SHEET_DPI,
     CannotMake,
-    Edge,
     MadePhoto,
     Reason,
     make_photo,

@@ -446,7 +446,7 @@ FIGURES: list[tuple[str, str, Any]] = [
     ("jp-passport", "crown", Crown.HAIR),
     ("jp-passport", "backgrounds", ()),
     # https://www.asiavc.ru/japan/photo/ : 4.5 x 4.5 or 3.5 x 4.5 cm, white.
-    ("jp-visa", "width_mm", Range(35, 45)),
+    ("jp-visa", "width_mm", Range(35, 35)),  # one of the two sizes asiavc.ru gives
     ("jp-visa", "height_mm", Range(45, 45)),
     # https://secret-society.tistory.com/285 (MOFA summary): 3.5 x 4.5 cm, 3.2-3.6 cm.
     ("kr-passport", "width_mm", Range(35, 35)),
