@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict, deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +43,10 @@ from services.models import (
     FacesResult,
     Gender,
     Measurements,
+    Operation,
     Usage,
 )
-from services.providers.base import Analyzer, Checker, Comparer, Detector
+from services.providers.base import Analyzer, Checker, Comparer, Detector, Provider
 from services.rules import evaluate
 from tests.fakes.jumdata import DEFAULT_CHECK_PROFILE
 
@@ -288,3 +289,22 @@ class FakeProvider(Checker, Comparer, Detector, Analyzer):
 
     async def close(self) -> None:
         pass
+
+
+def dispatcher_with(
+    providers: Mapping[Operation, Provider], **overrides: Any
+) -> tuple[Dispatcher, Bot, RecordingSession]:
+    """The bot as ``create_dispatcher`` builds it, each operation on the given provider,
+    with a recording session instead of Telegram."""
+    from bot.app import create_dispatcher
+    from bot.config import Settings
+    from services.wiring import Services
+
+    settings = Settings.model_validate(
+        {"bot_token": TOKEN, "default_locale": "en", "fallback_to_local": False, **overrides}
+    )
+    services = Services.from_settings(settings)
+    for operation, provider in providers.items():
+        services.of(operation).provider = provider
+    bot, session = recording_bot()
+    return create_dispatcher(settings, services), bot, session

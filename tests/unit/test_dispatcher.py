@@ -15,21 +15,17 @@ import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.methods import TelegramMethod
 
-from bot.app import create_dispatcher
-from bot.config import Settings
 from bot.keyboards import PhotoAction
 from bot.states import CompareFlow, PhotoFlow
 from services.models import Operation
-from services.wiring import Services
 from tests.conftest import fragment, portrait_jpeg, tr
 from tests.unit.recording import (
-    TOKEN,
     Conversation,
     FakeProvider,
     RecordingSession,
     api_names,
     buttons,
-    recording_bot,
+    dispatcher_with,
     replied_to,
     replies,
 )
@@ -64,15 +60,8 @@ class App:
 @pytest.fixture
 async def app() -> AsyncIterator[App]:
     """The bot as ``create_dispatcher`` builds it, each operation on its own fake provider."""
-    settings = Settings.model_validate(
-        {"bot_token": TOKEN, "default_locale": "en", "fallback_to_local": False}
-    )
-    services = Services.from_settings(settings)
     providers = {operation: FakeProvider(f"fake-{operation.value}") for operation in Operation}
-    for operation, provider in providers.items():
-        services.of(operation).provider = provider
-    dispatcher = create_dispatcher(settings, services)
-    bot, session = recording_bot()
+    dispatcher, bot, session = dispatcher_with(providers)
     yield App(dispatcher, bot, session, providers)
     await dispatcher["timers"].close()
 

@@ -30,8 +30,6 @@ from aiogram.types import BufferedInputFile
 from PIL import Image
 
 import bot.handlers.make as make_handlers
-from bot.app import create_dispatcher
-from bot.config import Settings
 from bot.keyboards import MAKE_FILE, MAKE_SHEET, MakeAction
 from bot.operations import MakeKeeper
 from services.images import PreparedImage
@@ -39,16 +37,14 @@ from services.ledger import QuotaExceeded
 from services.models import CheckResult, Operation
 from services.specs import catalogue
 from services.specs.make import MadePhoto, print_sheet
-from services.wiring import Services
 from tests.conftest import fragment, portrait_jpeg, tr
 from tests.unit.recording import (
-    TOKEN,
     Conversation,
     FakeProvider,
     RecordingSession,
     api_names,
     buttons,
-    recording_bot,
+    dispatcher_with,
     replied_to,
     replies,
 )
@@ -85,17 +81,11 @@ class App:
 
 
 async def _app(**settings: Any) -> App:
-    config = Settings.model_validate(
-        {"bot_token": TOKEN, "default_locale": "en", "fallback_to_local": False, **settings}
-    )
-    services = Services.from_settings(config)
     checker = QuotaChecker()
-    for operation in Operation:
-        services.of(operation).provider = (
-            checker if operation is Operation.CHECK else FakeProvider(operation.value)
-        )
-    dispatcher = create_dispatcher(config, services)
-    bot, session = recording_bot()
+    providers = {
+        op: checker if op is Operation.CHECK else FakeProvider(op.value) for op in Operation
+    }
+    dispatcher, bot, session = dispatcher_with(providers, **settings)
     return App(dispatcher, bot, session, checker)
 
 

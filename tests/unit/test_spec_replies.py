@@ -14,23 +14,19 @@ import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 
-from bot.app import create_dispatcher
-from bot.config import Settings
 from bot.keyboards import PhotoAction, SpecChoice
 from services.images import PreparedImage
 from services.models import CheckResult, Measurements, Operation, Usage
 from services.prefs import Preferences
 from services.rules import classify_reason, evaluate
 from services.specs import catalogue
-from services.wiring import Services
 from tests.conftest import fragment, portrait_jpeg, tr
 from tests.unit.recording import (
-    TOKEN,
     Conversation,
     FakeProvider,
     RecordingSession,
     buttons,
-    recording_bot,
+    dispatcher_with,
     replies,
 )
 
@@ -132,17 +128,11 @@ class App:
 
 
 def build_app(**overrides: Any) -> App:
-    settings = Settings.model_validate(
-        {"bot_token": TOKEN, "default_locale": "en", "fallback_to_local": False, **overrides}
-    )
-    services = Services.from_settings(settings)
     checker = FakeChecker()
-    for operation in Operation:
-        services.of(operation).provider = (
-            checker if operation is Operation.CHECK else FakeProvider(operation.value)
-        )
-    dispatcher = create_dispatcher(settings, services)
-    bot, session = recording_bot()
+    providers = {
+        op: checker if op is Operation.CHECK else FakeProvider(op.value) for op in Operation
+    }
+    dispatcher, bot, session = dispatcher_with(providers, **overrides)
     return App(dispatcher, bot, session, checker)
 
 
