@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2025-01-03 00:00:00
+Create Date: 2026-11-29 00:00:00
 """
 
 from __future__ import annotations
