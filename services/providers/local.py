@@ -150,8 +150,7 @@ class LocalProvider(Checker, Comparer, Detector, Analyzer):
         assert isinstance(photo_a, measure.PhotoFaces) and isinstance(photo_b, measure.PhotoFaces)
         _raise_for(photo_a.problem, N_("local.no_face_a"))
         _raise_for(photo_b.problem, N_("local.no_face_b"))
-        assert photo_a.descriptor is not None and photo_b.descriptor is not None
-        distance = math.dist(photo_a.descriptor, photo_b.descriptor)
+        distance = math.dist(photo_a.descriptors[0], photo_b.descriptors[0])
         return CompareResult(
             score=score_of(distance),
             faces_a=photo_a.faces,

@@ -72,8 +72,8 @@ def descriptors(photo_bytes: dict[str, bytes], models: vision.Models) -> dict[st
     out: dict[str, np.ndarray] = {}
     for name, data in photo_bytes.items():
         described = measure.describe_photo(CONFIG, data)
-        assert described.descriptor is not None, name
-        out[name] = np.array(described.descriptor)
+        assert described.descriptors, name
+        out[name] = np.array(described.descriptors[0])
     return out
 
 
