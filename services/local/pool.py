@@ -45,7 +45,7 @@ WARM_TIMEOUT: Final = 120.0  # seconds for every worker to load its models and a
 _ONE_THREAD: Final = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _init_worker(landmarks: int, detector: str) -> None:
+def _init_worker(landmarks: str, detector: str, models_dir: str) -> None:
     """Runs first in every worker: quiet signals, one math thread each, models loaded.
 
     The settings arrive as plain values so that unpickling them imports nothing heavy:
@@ -57,7 +57,8 @@ def _init_worker(landmarks: int, detector: str) -> None:
         os.environ.setdefault(name, "1")
     from services.local import vision
 
-    vision.models_for(vision.EngineConfig(landmarks=landmarks, detector=detector))  # type: ignore[arg-type]
+    config = vision.EngineConfig(landmarks=landmarks, detector=detector, models_dir=models_dir)  # type: ignore[arg-type]
+    vision.models_for(config)
 
 
 def _ping(hold: float) -> int:
@@ -72,8 +73,9 @@ class EnginePool:
     def __init__(
         self,
         *,
-        landmarks: int = 68,
+        landmarks: str = "mesh",
         detector: str = "hog",
+        models_dir: str = "",
         workers: int = 1,
         queue_limit: int = 32,
         start_method: str = START_METHOD,
@@ -84,6 +86,7 @@ class EnginePool:
             raise ValueError("queue_limit must not be negative")
         self.landmarks = landmarks
         self.detector = detector
+        self.models_dir = models_dir
         self.workers = workers
         self.queue_limit = queue_limit
         self._context = multiprocessing.get_context(start_method)
@@ -123,7 +126,7 @@ class EnginePool:
                 max_workers=self.workers,
                 mp_context=self._context,
                 initializer=_init_worker,
-                initargs=(self.landmarks, self.detector),
+                initargs=(self.landmarks, self.detector, self.models_dir),
             )
             try:
                 pids = await _warm(executor, self.workers)

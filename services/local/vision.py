@@ -42,6 +42,9 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from services.images import open_for_drawing
+from services.local import modelfiles
+from services.local.demographics import Demographics
+from services.local.mesh import MESH_SCALE, Eye, Mesh, Meshes, Region
 
 if TYPE_CHECKING:
     import dlib  # no type information: Any to mypy; imported lazily at run time
@@ -74,7 +77,7 @@ INNER_FACE: Final = (0.15, 0.20, 0.85, 0.80)
 DESCRIPTOR_CHIP: Final = 150
 DESCRIPTOR_PADDING: Final = 0.25
 
-Landmarks = Literal[5, 68]
+Landmarks = Literal["mesh", "68", "5"]
 DetectorKind = Literal["hog", "cnn"]
 
 
@@ -84,8 +87,9 @@ class ModelsMissing(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    landmarks: Landmarks = 68
+    landmarks: Landmarks = "mesh"
     detector: DetectorKind = "hog"
+    models_dir: str = ""  # LOCAL_MODELS_DIR; empty: modelfiles' default
 
 
 # --------------------------------------------------------------------------- models
@@ -118,7 +122,7 @@ def model_files(config: EngineConfig) -> dict[str, Path]:
         raise ModelsMissing(f"dlib cannot be imported: {error}") from error
     folder = models_folder()
     needed = ["landmarks5", "descriptor"]
-    if config.landmarks == 68:
+    if config.landmarks == "68":
         needed.append("landmarks68")
     if config.detector == "cnn":
         needed.append("cnn")
@@ -126,7 +130,16 @@ def model_files(config: EngineConfig) -> dict[str, Path]:
     missing = [str(path) for path in files.values() if not path.is_file()]
     if missing:
         raise ModelsMissing("model files missing: " + ", ".join(missing))
+    extra_model_files(config)
     return files
+
+
+def extra_model_files(config: EngineConfig) -> dict[str, Path]:
+    """The MediaPipe and age/gender files, verified; raises ``ModelsMissing`` naming them."""
+    try:
+        return modelfiles.paths(folder=Path(config.models_dir) if config.models_dir else None)
+    except modelfiles.ModelFilesMissing as error:
+        raise ModelsMissing(str(error)) from error
 
 
 class Models:
@@ -136,6 +149,7 @@ class Models:
         import dlib
 
         files = files if files is not None else model_files(config)
+        mesh_files = extra_model_files(config)
         self.config = config
         self.hog = dlib.get_frontal_face_detector()
         self.cnn = (
@@ -145,9 +159,11 @@ class Models:
         )
         self.five = dlib.shape_predictor(str(files["landmarks5"]))
         self.sixty_eight = (
-            dlib.shape_predictor(str(files["landmarks68"])) if config.landmarks == 68 else None
+            dlib.shape_predictor(str(files["landmarks68"])) if config.landmarks == "68" else None
         )
         self.descriptor_net = dlib.face_recognition_model_v1(str(files["descriptor"]))
+        self.meshes = Meshes(mesh_files)
+        self.demographics = Demographics(mesh_files)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -259,6 +275,7 @@ class Detection:
     right: float
     bottom: float
     score: float
+    presence: float = 1.0  # the face mesh's own "this is a face", 0..1
 
     @property
     def width(self) -> float:
@@ -274,17 +291,84 @@ class Detection:
 
 
 def detect(models: Models, picture: Picture, *, retry: bool = True) -> list[Detection]:
-    """Faces on the small copy, largest first, with one 2x-upsampled retry if none."""
+    """Real faces on the small copy, main face first, with one 2x-upsampled retry if none.
+
+    Every box the detector finds is shown to the face mesh, whose presence output says
+    whether a face is there at all: a badge, a logo or a pattern that HOG takes for a
+    face scores near 0, a face near 1. Boxes under ``FACE_PRESENCE`` are dropped; the
+    main face is the one with the largest area times presence.
+    """
     found = _run_detector(models, picture.small, 0)
-    if not found and retry:
-        found = _run_detector(models, picture.small, 1)
+    faces = _real(models, picture.small, found)
+    if not faces and retry:
+        faces = _real(models, picture.small, _run_detector(models, picture.small, 1))
     sx, sy = picture.scale
     faces = [
-        Detection(left * sx, top * sy, right * sx, bottom * sy, score)
-        for left, top, right, bottom, score in found
+        Detection(d.left * sx, d.top * sy, d.right * sx, d.bottom * sy, d.score, d.presence)
+        for d in faces
     ]
-    faces.sort(key=lambda d: d.area, reverse=True)
+    faces.sort(key=lambda d: d.area * d.presence, reverse=True)
     return faces
+
+
+# A box is a face when the mesh says so at least this surely (MediaPipe's own threshold
+# for keeping a tracked face). Real faces score 0.99+, random patches of a portrait
+# under 0.06 (the sample photos).
+FACE_PRESENCE: Final = 0.5
+# Boxes shown to the mesh, the detector's most confident first: about 2 ms each.
+MAX_CANDIDATES: Final = 24
+
+
+def _real(
+    models: Models, image: np.ndarray, found: list[tuple[float, float, float, float, float]]
+) -> list[Detection]:
+    ranked = sorted(found, key=lambda item: item[4], reverse=True)[:MAX_CANDIDATES]
+    faces = []
+    for left, top, right, bottom, score in ranked:
+        box = Detection(left, top, right, bottom, score)
+        five = points(models.five(image, _rectangle(box)))
+        presence = models.meshes.mesh(image, mesh_region(box, five)).presence
+        if presence >= FACE_PRESENCE:
+            faces.append(Detection(left, top, right, bottom, score, presence))
+    return faces
+
+
+def mesh_region(box: Detection, five: np.ndarray) -> Region:
+    """MediaPipe's region for the mesh: 1.5 times the box, turned to level the eyes."""
+    return Region(
+        (box.left + box.right) / 2.0,
+        (box.top + box.bottom) / 2.0,
+        MESH_SCALE * max(box.width, box.height),
+        math.radians(roll_from_eyes(five)),
+    )
+
+
+def face_mesh(models: Models, image: np.ndarray, box: Detection, five: np.ndarray) -> Mesh:
+    """The 468 points in two passes, the second on the first one's own extent (as
+    MediaPipe tracks a face from frame to frame): the detector's box is looser."""
+    region = mesh_region(box, five)
+    first = models.meshes.mesh(image, region)
+    c, n = math.cos(region.angle), math.sin(region.angle)
+    xy = first.points[:, :2]
+    turned = xy @ np.array([[c, -n], [n, c]])  # into the face's level frame
+    low, high = turned.min(axis=0), turned.max(axis=0)
+    middle = np.array([[c, -n], [n, c]]) @ ((low + high) / 2.0)
+    second = Region(
+        float(middle[0]), float(middle[1]), MESH_SCALE * float(max(high - low)), region.angle
+    )
+    return models.meshes.mesh(image, second)
+
+
+# The 468-point mesh's points at the places of the 68 iBUG points (jaw 0..16, brows,
+# nose, eyes from the outer corners, lips), so that one set of formulas serves both.
+MESH_AS_68: Final = (
+    127, 234, 93, 132, 58, 172, 136, 149, 152, 378, 365, 397, 288, 361, 323, 454, 356,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
+    78, 82, 13, 312, 308, 317, 14, 87,
+)  # fmt: skip
 
 
 def detect_full(models: Models, image: np.ndarray, upsample: int) -> list[Detection]:
@@ -485,6 +569,38 @@ def smile_geometry(pts68: np.ndarray) -> Smile:
     return Smile(width=width / span, lift=(centre - corners) / width)
 
 
+def lid_ratio(eyes: tuple[Eye, Eye]) -> float:
+    """The eye aspect ratio from the iris model's lid lines: the mean gap between the
+    lids at the middle three of their seven points, over the corner span."""
+
+    def one(eye: Eye) -> float:
+        c = eye.contour
+        span = float(np.linalg.norm(c[8] - c[0]))
+        gaps = [float(np.linalg.norm(c[k + 8] - c[k])) for k in (3, 4, 5)]
+        return sum(gaps) / len(gaps) / max(span, 1e-6)
+
+    return (one(eyes[0]) + one(eyes[1])) / 2.0
+
+
+def gaze(eyes: tuple[Eye, Eye]) -> float:
+    """How far the irises sit sideways from the eyes' middles, in eye widths (the mean of
+    both eyes, signed so that they agree: 0 when the eyes look straight out of the face).
+
+    Only the sideways offset: up and down, the iris's place between the lids moves with
+    how wide the eyes are open (a surprised stare shows white under the iris), not only
+    with where they look.
+    """
+    offsets = []
+    for eye in eyes:
+        c = eye.contour
+        left, right = (c[0], c[8]) if c[0][0] <= c[8][0] else (c[8], c[0])
+        span = float(np.linalg.norm(right - left))
+        if span < 1e-6:
+            return 0.0
+        offsets.append(float((eye.iris[0] - (left + right) / 2.0) @ (right - left)) / span**2)
+    return abs(sum(offsets) / len(offsets))
+
+
 def eye_centres(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Image-left and image-right eye centres from either landmark set."""
     if len(pts) == 68:
@@ -653,6 +769,88 @@ def head_pose(pts68: np.ndarray) -> tuple[float, float, float]:
     return (yaw, pitch, roll_from_eyes(pts68))
 
 
+# --------------------------------------------------------------------------- glasses
+
+# On the aligned 200 px chip (eyes level, about 0.32 of the chip down): the nose bridge
+# between the eyes, where a frame's bridge crosses, and the bands under each eye, where
+# the lower rims run. Shares of the chip side, image-left first.
+BRIDGE: Final = (0.44, 0.22, 0.56, 0.40)
+UNDER_EYES: Final = ((0.14, 0.38, 0.40, 0.50), (0.60, 0.38, 0.86, 0.50))
+CHEEKS: Final = (0.15, 0.45, 0.85, 0.65)
+
+
+@dataclass(frozen=True, slots=True)
+class GlassesEdges:
+    """Horizontal edges where a frame would run, each over the cheeks' own texture."""
+
+    bridge: float  # across the nose bridge
+    rims: float  # under the eyes, the weaker of the two sides
+
+
+def glasses_edges(chip: np.ndarray) -> GlassesEdges:
+    """The strongest row of each region's mean vertical gradient, over the median of
+    the cheeks'. A frame puts a line across the bridge and under both eyes where a bare
+    face has skin; a frown marks the bridge too, but not the skin under both eyes.
+    """
+    gray = luma(chip)
+    rows = np.abs(np.diff(gray, axis=0))
+    texture = float(np.median(_region(rows, CHEEKS))) + 1.0
+    bridge = float(_region(rows, BRIDGE).mean(axis=1).max()) / texture
+    rims = min(float(_region(rows, box).mean(axis=1).max()) for box in UNDER_EYES) / texture
+    return GlassesEdges(bridge=bridge, rims=rims)
+
+
+# --------------------------------------------------------------------------- shoulders
+
+# The pose model wants the whole body in its square, the hips in the middle (MediaPipe
+# centres its region on them). A portrait shows no hips, so the square is placed where
+# they would be: ``POSE_HIPS`` eye-to-chin distances below the chin, ``POSE_SIDE`` of
+# them wide (an adult is about 16 of them tall). Found on the sample photos: closer
+# squares put the shoulders on the face.
+POSE_HIPS: Final = 6.0
+POSE_SIDE: Final = 18.0
+# Below this visibility (the model's own, 0..1) a shoulder is out of the frame.
+SHOULDER_VISIBLE: Final = 0.5
+SHOULDER_PASSES: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ShoulderLine:
+    left: tuple[float, float]  # image-left shoulder, pixels of the image measured
+    right: tuple[float, float]
+    tilt: float  # degrees the line turns clockwise in the image
+
+
+def shoulders(models: Models, image: np.ndarray, head: HeadFrame) -> ShoulderLine | None:
+    """Both shoulders, or ``None`` when the model does not see them in the photo.
+
+    Two passes: the second square is turned to the shoulder line the first one found,
+    as MediaPipe turns its square to the body; an upright square alone pulls a leaning
+    line towards level (15 degrees read as 8, on the sample portraits turned by hand).
+    """
+    eye_to_chin = max(1.0, head.chin_y - head.eyes_y)
+    angle = 0.0
+    for _ in range(SHOULDER_PASSES):
+        region = Region(
+            head.centre_x - math.sin(angle) * POSE_HIPS * eye_to_chin,
+            head.chin_y + math.cos(angle) * POSE_HIPS * eye_to_chin,
+            POSE_SIDE * eye_to_chin,
+            angle,
+        )
+        found = models.meshes.shoulders(image, region)
+        dx, dy = found.right - found.left
+        angle = math.atan2(dy, dx)
+    h, w = image.shape[:2]
+    inside = all(0 <= p[0] < w and 0 <= p[1] < h for p in (found.left, found.right))
+    if found.visibility < SHOULDER_VISIBLE or not inside:
+        return None
+    return ShoulderLine(
+        left=(float(found.left[0]), float(found.left[1])),
+        right=(float(found.right[0]), float(found.right[1])),
+        tilt=math.degrees(angle),
+    )
+
+
 # --------------------------------------------------------------------------- background
 
 
@@ -683,34 +881,34 @@ class Background:
 # A pixel this far (Euclidean RGB) from the fitted plane is not background: well above
 # JPEG and sensor noise (a few levels), well below any object's edge.
 CLUTTER_DISTANCE: Final = 24.0
-# Bands: beside the head beyond this many face widths from its centre, above it higher
-# than this many eye-to-chin distances over the eyes.
+# The head's columns: this many face widths either side of its centre.
 HEAD_HALF_WIDTH: Final = 0.8
-HEAD_HEIGHT_ABOVE_EYES: Final = 1.6
 # A row belongs to the head once this share of the head's column span leaves the plane.
 HEAD_ROW_SHARE: Final = 0.15
 # A column belongs to the head when this share of the rows from head top to chin does.
 HEAD_COLUMN_SHARE: Final = 0.05
 _MIN_BAND_PIXELS: Final = 200
+# A pixel the person mask gives less than this is background: the mask's edge (hair,
+# shoulders) is soft, and half of it would bleed the person into the fit.
+PERSON_LOW: Final = 0.05
+# Clutter up to this share is a plain background (``background_clean`` 60, its rule's
+# bound, in ``services.local.measure``'s scale).
+PLAIN_CLUTTER: Final = 0.16
 
 
-def background(image: np.ndarray, head: HeadFrame) -> Background | None:
-    """Fit ``colour = a + b*x + c*y`` per channel to the background bands.
+def background(image: np.ndarray, head: HeadFrame, person: np.ndarray) -> Background | None:
+    """Fit ``colour = a + b*x + c*y`` per channel to the background.
 
-    The bands: every pixel above the chin that lies more than ``HEAD_HALF_WIDTH`` face
-    widths left or right of the face centre, and every pixel higher than
-    ``HEAD_HEIGHT_ABOVE_EYES`` eye-to-chin distances above the eyes. Two rounds: fit,
-    drop pixels farther than ``CLUTTER_DISTANCE``, fit again to the rest. ``None``
-    when the head leaves too little band to measure.
+    The background is every pixel the person mask (``Meshes.person``) gives less than
+    ``PERSON_LOW``, wherever it lies, so a busy background is measured as well as a
+    plain one. Two rounds: fit, drop pixels farther than ``CLUTTER_DISTANCE``, fit again
+    to the rest. ``None`` when the person leaves too little background to measure.
     """
     h, w = image.shape[:2]
     rgb = image.astype(np.float32)
     xs = np.arange(w, dtype=np.float32)[None, :]
     ys = np.arange(h, dtype=np.float32)[:, None]
-    eye_to_chin = max(1.0, head.chin_y - head.eyes_y)
-    beside = (np.abs(xs - head.centre_x) > HEAD_HALF_WIDTH * head.face_width) & (ys < head.chin_y)
-    above = ys < head.eyes_y - HEAD_HEIGHT_ABOVE_EYES * eye_to_chin
-    band = beside | above
+    band = person < PERSON_LOW
     if int(band.sum()) < _MIN_BAND_PIXELS:
         return None
     step = max(1, int(math.sqrt(band.sum() / 40000)))  # at most ~40k pixels in the fit
@@ -741,8 +939,12 @@ def background(image: np.ndarray, head: HeadFrame) -> Background | None:
     centre = coefficients[0] + coefficients[1] * 0.5 + coefficients[2] * 0.5
     colour = tuple(round(min(255.0, max(0.0, float(v)))) for v in centre)
 
-    head_top, head_left, head_right = _head_extent(away, head)
-    clothes = _clothes_delta_e(rgb, plane, head)
+    # On a plain background, leaving the plane marks the head to the pixel; the mask,
+    # 256 px for the whole photo, is coarser, so it marks it only where the plane cannot.
+    masked = clutter > PLAIN_CLUTTER
+    subject = person >= 0.5 if masked else away
+    head_top, head_left, head_right = _head_extent(subject, head)
+    clothes = _clothes_delta_e(rgb, plane, head, subject if masked else None)
     return Background(
         colour=colour,  # type: ignore[arg-type]
         clutter=clutter,
@@ -781,7 +983,9 @@ def _head_extent(away: np.ndarray, head: HeadFrame) -> tuple[float | None, ...]:
     return (float(top), float(left), float(right + 1))
 
 
-def _clothes_delta_e(rgb: np.ndarray, plane: np.ndarray, head: HeadFrame) -> float | None:
+def _clothes_delta_e(
+    rgb: np.ndarray, plane: np.ndarray, head: HeadFrame, subject: np.ndarray | None
+) -> float | None:
     """CIELAB distance between the clothes and the background plane behind them.
 
     The clothes: from a quarter of the eye-to-chin distance below the chin to the
@@ -802,8 +1006,14 @@ def _clothes_delta_e(rgb: np.ndarray, plane: np.ndarray, head: HeadFrame) -> flo
             patches.append((slice(max(0, y0), h), slice(x0, x1)))
     if not patches:
         return None
-    clothes = np.concatenate([rgb[p].reshape(-1, 3) for p in patches])
-    behind = np.concatenate([plane[p].reshape(-1, 3) for p in patches])
+    if subject is not None:  # only the person's pixels of the patches
+        inside = np.concatenate([subject[p].ravel() for p in patches])
+        if int(inside.sum()) < 20:
+            return None
+    else:
+        inside = slice(None)  # type: ignore[assignment]
+    clothes = np.concatenate([rgb[p].reshape(-1, 3) for p in patches])[inside]
+    behind = np.concatenate([plane[p].reshape(-1, 3) for p in patches])[inside]
     return float(np.linalg.norm(lab(np.median(clothes, axis=0)) - lab(np.median(behind, axis=0))))
 
 

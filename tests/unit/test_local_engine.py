@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from services.errors import ProviderInputError, ProviderRateLimitError, ProviderUnavailableError
 from services.images import Change, inspect_image, prepare_image
 from services.local import measure, vision
 from services.local.pool import EnginePool
-from services.models import CheckResult, Expression, Verdict
+from services.models import CheckResult, Expression, Gender, Verdict
 from services.providers.local import (
     LOCAL_LIMITS,
     LOCAL_THRESHOLDS,
@@ -38,10 +38,11 @@ from tests.conftest import portrait_jpeg
 pytest.register_assert_rewrite("tests.local_photos")
 from tests.local_photos import IdSpec, id_photo, jpeg  # noqa: E402
 
-pytest_plugins = ["tests.local_photos"]  # the photos and photo_bytes fixtures
+pytest_plugins = ["tests.local_photos"]  # the photos, photo_bytes and hopper fixtures
 
 CONFIG = vision.EngineConfig()
-FIVE = vision.EngineConfig(landmarks=5)
+FIVE = vision.EngineConfig(landmarks="5")
+DLIB68 = vision.EngineConfig(landmarks="68")  # builds the synthetic ID photos
 SAME_PERSON = ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg",
                "obama_partial_face2.jpg")  # fmt: skip
 PORTRAITS = ("biden.jpg", "obama3.jpg")  # closed mouth, open eyes: clean ID photos pass
@@ -56,8 +57,9 @@ def models() -> vision.Models:
 
 
 @pytest.fixture(scope="session")
-def landmarks(photos: dict[str, Path], models: vision.Models) -> dict[str, np.ndarray]:
-    """The 68 landmarks of the largest face of every sample photo (full resolution)."""
+def landmarks(photos: dict[str, Path]) -> dict[str, np.ndarray]:
+    """dlib's 68 landmarks of the main face of every sample photo (full resolution)."""
+    models = vision.models_for(DLIB68)
     found: dict[str, np.ndarray] = {}
     for name, path in photos.items():
         picture = vision.decode(path.read_bytes())
@@ -112,7 +114,7 @@ def no_face_jpeg() -> bytes:
 def test_models_are_found_without_importing_the_package() -> None:
     folder = vision.models_folder()
     assert (folder / "dlib_face_recognition_resnet_model_v1.dat").is_file()
-    vision.model_files(vision.EngineConfig(landmarks=68, detector="cnn"))
+    vision.model_files(vision.EngineConfig(landmarks="68", detector="cnn"))
     assert "face_recognition_models" not in sys.modules
     assert "face_recognition" not in sys.modules
     provider = LocalProvider()
@@ -137,9 +139,9 @@ def test_settings_reach_the_engine() -> None:
         _env_file=None, local_landmarks=5, local_workers=3, local_queue_limit=4
     )
     provider = LocalProvider.from_settings(settings)
-    assert provider.config.landmarks == 5
+    assert provider.config.landmarks == "5"
     assert provider._pool.workers == 3 and provider._pool.queue_limit == 4
-    assert set(measure.NEEDS_68) <= set(provider.not_checked)
+    assert set(measure.NEEDS_DENSE) <= set(provider.not_checked)
 
 
 def test_limits_keep_the_users_file() -> None:
@@ -227,7 +229,9 @@ def test_clean_id_photo_passes(photos, landmarks, name: str, background: str) ->
     assert m.eyes_y_center < m.nose_tip[1] < m.head_chin_y
     assert m.head_top is not None and m.head_top < m.eyes_y_center
     assert m.head_left < m.face_x_center < m.head_right
-    assert m.background_clean >= 90
+    # The oval cut keeps a little of each portrait's room behind the hair; the person
+    # mask counts it as background, and it is not plain.
+    assert m.background_clean >= 80
     expected = {"blue": (67, 142, 219), "white": (250, 250, 250)}.get(background)
     if expected:
         assert max(abs(a - b) for a, b in zip(m.background_color, expected, strict=True)) <= 6
@@ -236,7 +240,7 @@ def test_clean_id_photo_passes(photos, landmarks, name: str, background: str) ->
         assert m.background_gradual > 80
     assert m.bf_similarity is not None and m.bf_similarity > 60  # dark suit on the background
     assert m.head_pose is not None and m.eyes_close >= 80 and m.mouth_close >= 60
-    assert set(result.not_checked) >= {"glasses", "has_hat", "shoulder_equal"}
+    assert set(result.not_checked) >= {"has_hat"}
     assert result.provider == "local" and not result.usage.charged
 
 
@@ -267,10 +271,14 @@ def test_each_rule_fires_on_the_copy_built_to_break_it(
     reason_obj = next(r for r in result.reasons if r.message_id == f"reason.{reason}")
     rule = RULES_BY_FIELD[reason_obj.rule_field]
     assert reason_obj.text in (rule.low_reason, rule.high_reason)
-    if reason == "background_cluttered":  # no plane to measure the head against: said so
-        assert result.measurements.head_top is None
-        assert {"head_top", "background_color", "bf_similarity"} <= set(result.not_checked)
-        assert "background_clean" not in result.not_checked
+    if reason == "background_cluttered":  # the person mask finds the head on any background
+        clean = run_check(build(photos, landmarks, name, IdSpec())).measurements
+        m = result.measurements
+        assert m.head_top is not None and clean.head_top is not None
+        assert m.head_top == pytest.approx(clean.head_top, abs=0.03)
+        assert m.head_left < m.face_x_center < m.head_right
+        assert m.bf_similarity is not None
+        assert not {"head_top", "background_color", "background_clean"} & set(result.not_checked)
 
 
 def test_open_mouth_fires_its_rule(photos, landmarks) -> None:
@@ -344,7 +352,7 @@ async def test_check_through_the_pool(local: LocalProvider, photos, landmarks) -
     image = prepare_image(build(photos, landmarks, "biden.jpg", IdSpec()), local.limits)
     result = await local.check(image)
     assert result.passed and result.provider == "local" and not result.usage.charged
-    assert result.not_checked == measure.not_checked(68)
+    assert set(result.not_checked) >= set(measure.not_checked("mesh"))
     with pytest.raises(ProviderInputError) as error:
         await local.check(prepare_image(no_face_jpeg(), local.limits))
     assert error.value.message_id == "local.no_face"
@@ -428,8 +436,8 @@ def test_five_landmarks_report_the_68_only_fields_as_not_measured(photos, landma
     dense = run_check(data).measurements
     result = run_check(data, FIVE)
     m = result.measurements
-    assert set(measure.NEEDS_68) <= set(result.not_checked)
-    for name in measure.NEEDS_68:
+    assert set(measure.NEEDS_DENSE) <= set(result.not_checked)
+    for name in measure.NEEDS_DENSE:
         assert m.value(name) is None, name
     assert m.face_x_occupy == pytest.approx(dense.face_x_occupy, abs=0.05)
     assert m.eyes_y_center == pytest.approx(dense.eyes_y_center, abs=0.01)
@@ -439,13 +447,13 @@ def test_five_landmarks_report_the_68_only_fields_as_not_measured(photos, landma
 
 
 async def test_five_landmarks_through_the_pool(photos, landmarks) -> None:
-    provider = LocalProvider(landmarks=5, workers=1, queue_limit=2)
+    provider = LocalProvider(landmarks="5", workers=1, queue_limit=2)
     try:
         await provider.start()
         image = prepare_image(build(photos, landmarks, "obama.jpg", IdSpec()), provider.limits)
         result = await provider.check(image)
         assert result.measurements.head_pose is None and result.measurements.eyes_close is None
-        assert set(measure.NEEDS_68) <= set(result.not_checked)
+        assert set(measure.NEEDS_DENSE) <= set(result.not_checked)
         detected = await provider.detect(image, max_faces=120, attributes=False)
         assert len(detected.faces[0].landmarks) == 5 and detected.faces[0].pose is None
     finally:
@@ -507,7 +515,10 @@ async def test_analyze(local: LocalProvider, photo_bytes: dict[str, bytes]) -> N
     assert happy.smile > 70 and happy.expression in (Expression.SMILE, Expression.LAUGH)
     assert calm.smile < 30 and calm.expression is Expression.NONE
     assert calm.pose is not None and calm.quality is not None
-    assert happy.age is None and happy.gender is None and happy.emotion is None
+    # dlib-models' CC0 networks: an estimate (Obama 47-55 in these photos, Biden 65-70).
+    assert 30 <= happy.age <= 60 and 60 <= calm.age <= 80
+    assert happy.gender is calm.gender is Gender.MALE
+    assert happy.emotion is None and not smiling.demographics
 
 
 @pytest.mark.parametrize("operation", ["detect", "analyze"])
@@ -625,3 +636,94 @@ def test_rodrigues_round_trip() -> None:
         matrix = euler_matrix(*angles)
         assert np.allclose(vision.rotation_matrix(rotation_vector(matrix)), matrix)
         assert np.allclose(vision.euler_angles(matrix), angles)
+
+
+# --------------------------------------------------------------------------- the right face
+
+
+def distracted(photo_bytes: dict[str, bytes]) -> bytes:
+    """Obama's portrait beside a larger photo negative of Biden's face: a print the HOG
+    detector takes for a face (score about 0.3) that the face mesh does not (presence
+    about 0), as a poster, a badge or a printed pattern behind a person would be."""
+    real = Image.open(io.BytesIO(photo_bytes["obama.jpg"])).convert("RGB").crop((150, 0, 750, 560))
+    fake = ImageOps.invert(
+        Image.open(io.BytesIO(photo_bytes["biden.jpg"])).convert("RGB").crop((250, 60, 950, 760))
+    ).resize((900, 900))
+    canvas = Image.new("RGB", (1560, 960), (200, 200, 200))
+    canvas.paste(real, (20, 380))
+    canvas.paste(fake, (640, 30))
+    return jpeg(canvas)
+
+
+def test_a_face_like_print_larger_than_the_face_is_not_taken_for_it(photo_bytes) -> None:
+    data = distracted(photo_bytes)
+    models = vision.models_for(CONFIG)
+    picture = vision.decode(data)
+    # The detector alone finds both, the print the larger: the old choice took it.
+    boxes = sorted(vision._run_detector(models, picture.small, 0), key=lambda b: b[2] - b[0])
+    assert len(boxes) == 2 and boxes[-1][0] * picture.scale[0] > 640
+    faces = vision.detect(models, picture)
+    assert len(faces) == 1
+    assert faces[0].right < 640 and faces[0].presence > 0.9
+    result = run_check(data)
+    assert result.measurements.face_num == 1
+    assert "local.several_faces" not in ids(result)
+
+
+def test_compare_with_a_face_like_print_matches_the_real_face(photo_bytes, descriptors) -> None:
+    described = measure.describe_photo(CONFIG, distracted(photo_bytes))
+    assert len(described.faces) == 1 and len(described.descriptors) == 1
+    same = np.linalg.norm(np.array(described.descriptors[0]) - descriptors["obama2.jpg"])
+    other = np.linalg.norm(np.array(described.descriptors[0]) - descriptors["biden.jpg"])
+    assert same < 0.6 < other
+
+
+# --------------------------------------------------------------------------- the new checks
+
+
+def test_a_busy_real_background_is_measured_through_the_person_mask(photo_bytes) -> None:
+    m = run_check(photo_bytes["obama.jpg"]).measurements  # flags and curtains behind him
+    assert m.background_clean is not None and m.background_clean < 60
+    assert m.head_top is not None and m.head_top < m.eyes_y_center
+    assert m.head_left < m.face_x_center < m.head_right
+    assert m.bf_similarity is not None and m.background_color is not None
+
+
+def test_shoulders_are_level_on_a_portrait_and_not_when_the_photo_leans(photo_bytes) -> None:
+    upright = run_check(photo_bytes["obama.jpg"]).measurements
+    assert upright.shoulder_equal is not None and upright.shoulder_equal >= 80
+    with Image.open(io.BytesIO(photo_bytes["obama.jpg"])) as image:
+        leaning = image.convert("RGB").rotate(
+            15, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(90, 90, 90)
+        )
+    result = run_check(jpeg(leaning))
+    assert result.measurements.shoulder_equal is not None
+    assert result.measurements.shoulder_equal < 50  # 15 degrees: 100 * (1 - 15 / 20) = 25
+    assert "reason.shoulders_not_level" in ids(result)
+
+
+def test_the_eyes_on_the_lens_and_open_on_a_frontal_portrait(photo_bytes) -> None:
+    m = run_check(photo_bytes["biden.jpg"]).measurements
+    assert m.eyes_sight is not None and m.eyes_sight >= 50
+    assert m.eyes_close is not None and m.eyes_close >= 80
+
+
+def test_glasses_are_estimated_and_seen(hopper, photo_bytes) -> None:
+    wearing = run_check(hopper)
+    bare = run_check(photo_bytes["biden.jpg"])
+    assert wearing.measurements.glasses == "normal_glasses"
+    assert bare.measurements.glasses == "no_glasses"
+    assert wearing.estimated == bare.estimated == ("glasses",)
+    assert "glasses" not in wearing.not_checked
+    assert not {r.rule_field for r in wearing.reasons} & {"glasses"}
+
+
+def test_the_thresholds_of_the_new_checks() -> None:
+    """Pinned: README's table of what they got right was measured with these."""
+    assert (measure.GLASSES_BRIDGE, measure.GLASSES_RIMS) == (2.5, 3.0)
+    assert measure.GAZE_OFF == 0.14 and measure.SHOULDER_TILT == 20.0
+    assert (vision.FACE_PRESENCE, vision.PERSON_LOW, vision.SHOULDER_VISIBLE) == (0.5, 0.05, 0.5)
+    assert (measure.MESH_JAW_WIDTH, measure.MESH_CHIN_DROP) == (1.025, 0.065)
+    assert measure.GENDER_SURE == 0.9
+    assert measure.shoulder_score(vision.ShoulderLine((0, 0), (1, 0), tilt=10.0)) == 50.0
+    assert measure.gaze_score(0.07) == 50.0

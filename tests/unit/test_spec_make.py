@@ -33,7 +33,7 @@ from services.specs.make import (
     make_photo,
     print_sheet,
 )
-from tests.local_photos import IdSpec, id_photo
+from tests.local_photos import IdSpec, id_photo, portrait_landmarks
 
 CONFIG = vision.EngineConfig()
 SOURCE_SIZE = (1500, 2000)  # upright; the file stores it on its side (EXIF orientation 6)
@@ -90,13 +90,10 @@ def assert_only_dpi(data: bytes, dpi: int) -> None:
 def source(photos) -> tuple[bytes, Measurements]:
     """A 1500 x 2000 ID-style photo of a real face, stored rotated, and its measurements."""
     path = photos["biden.jpg"]
-    picture = vision.decode(path.read_bytes())
-    models = vision.models_for(CONFIG)
-    _, dense = vision.shapes(models, picture.full(), vision.detect(models, picture)[0])
     with Image.open(path) as portrait:
         upright = id_photo(
             portrait,
-            vision.points(dense),
+            portrait_landmarks(path.read_bytes()),
             IdSpec(size=SOURCE_SIZE, face_width=0.3, eyes_y=0.4, background="white"),
         )
     with Image.open(io.BytesIO(upright)) as image:
