@@ -7,6 +7,7 @@ provider's dict.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -228,6 +229,9 @@ class CheckResult:
     # Rules this provider cannot judge (the local engine): listed so that
     # "not checked" never reads as "passed".
     not_checked: tuple[str, ...] = ()
+    # Fields measured by a method not proven enough to fail a photo on (the local
+    # engine's glasses): what they find is a warning, and the reply says "estimate".
+    estimated: tuple[str, ...] = ()
 
 
 # --- faces: compare, detect, analyze ----------------------------------------------------
@@ -318,6 +322,9 @@ class Race(StrEnum):
 OCCLUSION_LIMIT = 0.6
 BLUR_LIMIT = 0.7
 DARK_LIMIT = 40
+# A check's eyes_sight under this: the eyes look away from the lens. No provider rule
+# judges it (the jumdata check reports it with no bound), so it is a note, not a reason.
+GAZE_LIMIT = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,19 +380,53 @@ class Usage:
     task_no: str | None = None
 
 
+# ``CompareResult.index_a``/``index_b`` left unset: the provider compares one face per
+# photo without saying which, and that is taken to be the largest (JD's faceCompareV1).
+LARGEST_FACE = -1
+
+
 @dataclass(frozen=True, slots=True)
 class CompareResult:
+    """A compare's answer: the similarity of the compared pair and every face of both photos.
+
+    ``index_a`` and ``index_b`` are the positions in ``faces_a`` and ``faces_b`` of the
+    two faces compared. ``candidates`` is how many faces of photo 2 face ``index_a`` was
+    compared with (one source face against many, as AWS CompareFaces does): ``index_b``
+    is the best match among them and ``score`` its similarity; a verdict must allow for
+    the chance of a false match growing with it (``CompareThresholds.verdict``).
+    A 1:1 cloud API compares one face per photo and does not say which: its indices left
+    at ``LARGEST_FACE`` become those of the largest faces, the face those APIs take.
+    ``one_photo``: the two faces are both of one photo (``faces_a`` is ``faces_b``), as in
+    a selfie with an ID card held next to the face.
+    """
+
     score: float  # 0..1 similarity
     faces_a: tuple[Face, ...]
     faces_b: tuple[Face, ...]
     provider: str
     usage: Usage
+    index_a: int = LARGEST_FACE
+    index_b: int = LARGEST_FACE
+    candidates: int = 1
+    one_photo: bool = False
+
+    def __post_init__(self) -> None:
+        for name, faces in (("index_a", self.faces_a), ("index_b", self.faces_b)):
+            index = getattr(self, name)
+            if index == LARGEST_FACE:
+                object.__setattr__(self, name, largest_index(faces))
+            elif not 0 <= index < max(1, len(faces)):
+                raise ValueError(f"{name}={index} is not one of {len(faces)} faces")
+        if self.candidates < 1:
+            raise ValueError("candidates must be at least 1")
 
     def face_a(self) -> Face | None:
-        return largest(self.faces_a)
+        """The face of photo 1 that was compared."""
+        return self.faces_a[self.index_a] if self.index_a < len(self.faces_a) else None
 
     def face_b(self) -> Face | None:
-        return largest(self.faces_b)
+        """The face of photo 2 that was compared: the best match of the candidates."""
+        return self.faces_b[self.index_b] if self.index_b < len(self.faces_b) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +443,11 @@ class FacesResult:
 
 def largest(faces: tuple[Face, ...]) -> Face | None:
     return max(faces, key=lambda face: face.box.area, default=None)
+
+
+def largest_index(faces: tuple[Face, ...]) -> int:
+    """The position of the largest face (the first of equals); 0 when there is none."""
+    return max(range(len(faces)), key=lambda i: faces[i].box.area, default=0)
 
 
 class Verdict(StrEnum):
@@ -424,19 +470,46 @@ class CompareThresholds:
     """Score bounds of the verdicts, and the message that explains them to users.
 
     JD documents its bounds by false-accept rate; the local engine has its own.
+
+    A bound holds for one comparison. When one face was compared with ``n`` faces and
+    the best match is judged, a stranger among them matches by chance up to ``n`` times
+    as often; to keep each verdict's false-match rate, each comparison's must be ``n``
+    times smaller (Bonferroni). Near the bounds the false-match rate falls by a roughly
+    constant factor per step of score, so that is a fixed rise of every bound per
+    doubling of ``n``: ``per_doubling * log2(n)``. JD's bounds are a tenfold rate apart
+    per 0.04-0.05 (1e-4 at 0.49, 1e-5 at 0.54, 1e-6 at 0.58): halving the rate takes
+    0.05 * log10(2) = 0.015, the default. The local engine has its own step.
     """
 
     probably_same: float = 0.49  # FAR 1e-4
     same_high: float = 0.54  # FAR 1e-5
     same_very_high: float = 0.58  # FAR 1e-6
     explain_id: str = N_("compare.explain")
+    per_doubling: float = 0.015  # bound rise per doubling of the faces compared
 
-    def verdict(self, score: float) -> Verdict:
-        if score >= self.same_very_high:
+    def correction(self, candidates: int = 1) -> float:
+        """How much every bound rises when the best of ``candidates`` comparisons is judged."""
+        if candidates <= 1:
+            return 0.0
+        return self.per_doubling * math.log2(candidates)
+
+    def bounds(self, candidates: int = 1) -> tuple[float, float, float]:
+        """The probably-same, high and very-high bounds for the best of ``candidates``."""
+        rise = self.correction(candidates)
+        return (
+            self.probably_same + rise,
+            self.same_high + rise,
+            self.same_very_high + rise,
+        )
+
+    def verdict(self, score: float, candidates: int = 1) -> Verdict:
+        """The verdict on ``score``, the best of ``candidates`` comparisons (1: a 1:1 compare)."""
+        probably, high, very_high = self.bounds(candidates)
+        if score >= very_high:
             return Verdict.SAME_VERY_HIGH
-        if score >= self.same_high:
+        if score >= high:
             return Verdict.SAME_HIGH
-        if score >= self.probably_same:
+        if score >= probably:
             return Verdict.PROBABLY_SAME
         return Verdict.DIFFERENT
 

@@ -33,8 +33,20 @@ from services.models import (
 )
 from services.pictures.boxes import annotate_faces_async
 from services.pictures.check import annotate_check_async
-from services.pictures.compare import compare_side_by_side_async
-from services.providers.base import Analyzer, Checker, Comparer, Detector, Provider
+from services.pictures.compare import (
+    Shown,
+    compare_one_photo_async,
+    compare_side_by_side_async,
+)
+from services.providers.base import (
+    Analyzer,
+    Checker,
+    Comparer,
+    Detector,
+    NotAPair,
+    PairComparer,
+    Provider,
+)
 from services.specs import Medium, Spec
 from services.specs.judge import Judgement, SpecNotCheckable, judge
 
@@ -173,7 +185,11 @@ class CheckService(OperationService[Checker]):
         answered = await self._run_one(data, caller, lambda p, image: p.check(image))
         result, image = answered.result, answered.prepared
         judgement = (
-            None if spec is None else judge(spec, as_sent(result.measurements, image.original))
+            None
+            if spec is None
+            else judge(
+                spec, as_sent(result.measurements, image.original), estimated=result.estimated
+            )
         )
         log.info(
             "check: pass=%s reasons=%d spec=%s spec_pass=%s",
@@ -188,17 +204,28 @@ class CheckService(OperationService[Checker]):
 
 @dataclass(frozen=True, slots=True)
 class CompareOutcome:
+    """A compare's answer. ``verdict`` judges the best match allowing for how many faces
+    were compared (``result.candidates``); ``images`` are the two photos, or the one photo
+    whose two faces were compared (``result.one_photo``)."""
+
     result: CompareResult
     verdict: Verdict
     thresholds: CompareThresholds
-    images: tuple[PreparedImage, PreparedImage]
-    faces: tuple[Face | None, Face | None]  # the largest face of each photo: the one compared
+    images: tuple[PreparedImage, ...]
+    faces: tuple[Face | None, Face | None]  # the two faces compared
     picture: bytes  # the two faces side by side with the score
     fell_back_from: str | None = None
 
 
 class CompareService(OperationService[Comparer]):
     operation = Operation.COMPARE
+
+    @property
+    def compares_within(self) -> bool:
+        """Whether the configured provider can compare the two faces of one photo
+        (``compare_within``); a fallback is for a provider that cannot answer, not for
+        what it cannot do, so it does not count."""
+        return isinstance(self.provider, PairComparer) and self.provider.available
 
     async def compare(
         self, first: bytes, second: bytes, caller: Caller | None = None
@@ -217,21 +244,75 @@ class CompareService(OperationService[Comparer]):
         answered = await self._run(caller, prepare, call)
         result, (a, b) = answered.result, answered.prepared
         thresholds = answered.provider.thresholds
-        verdict = thresholds.verdict(result.score)
+        verdict = self._judged(result, thresholds)
+        picture = await compare_side_by_side_async(
+            Shown(a, result.faces_a, result.index_a),
+            Shown(b, result.faces_b, result.index_b),
+            result.score,
+            same=verdict is not Verdict.DIFFERENT,
+        )
+        return CompareOutcome(
+            result,
+            verdict,
+            thresholds,
+            (a, b),
+            (result.face_a(), result.face_b()),
+            picture,
+            answered.fell_back_from,
+        )
+
+    async def compare_within(self, data: bytes, caller: Caller | None = None) -> CompareOutcome:
+        """The two faces of one photo compared with each other (a selfie holding an ID card),
+        metered and charged exactly as one compare of two photos.
+
+        Raises ``NotAPair`` when the photo does not hold exactly two faces, or the provider
+        cannot compare within one photo (``compares_within``): then nothing is charged and
+        the photo is only the first of two.
+        """
+        if not self.compares_within:
+            raise NotAPair(None)
+
+        async def call(provider: Comparer, image: PreparedImage) -> CompareResult:
+            if not isinstance(provider, PairComparer):
+                raise NotAPair(None)
+            return await provider.compare_within(image)
+
+        answered = await self._run_one(data, caller, call)
+        result, image = answered.result, answered.prepared
+        thresholds = answered.provider.thresholds
+        verdict = self._judged(result, thresholds)
+        picture = await compare_one_photo_async(
+            image,
+            result.faces_a,
+            (result.index_a, result.index_b),
+            result.score,
+            same=verdict is not Verdict.DIFFERENT,
+        )
+        return CompareOutcome(
+            result,
+            verdict,
+            thresholds,
+            (image,),
+            (result.face_a(), result.face_b()),
+            picture,
+            answered.fell_back_from,
+        )
+
+    @staticmethod
+    def _judged(result: CompareResult, thresholds: CompareThresholds) -> Verdict:
+        verdict = thresholds.verdict(result.score, result.candidates)
         log.info(
-            "compare: score=%.3f verdict=%s faces=%d/%d",
+            "compare: score=%.3f verdict=%s faces=%d/%d compared=%d/%d of %d%s",
             result.score,
             verdict.value,
             len(result.faces_a),
             len(result.faces_b),
+            result.index_a + 1,
+            result.index_b + 1,
+            result.candidates,
+            " (one photo)" if result.one_photo else "",
         )
-        face_a, face_b = result.face_a(), result.face_b()
-        picture = await compare_side_by_side_async(
-            a, face_a, b, face_b, result.score, same=verdict is not Verdict.DIFFERENT
-        )
-        return CompareOutcome(
-            result, verdict, thresholds, (a, b), (face_a, face_b), picture, answered.fell_back_from
-        )
+        return verdict
 
 
 async def _prepare_nth(data: bytes, provider: Provider, nth: int) -> PreparedImage:

@@ -3,24 +3,40 @@
 Ways in: ``/compare`` then two photos; an album of two with ``/compare`` in the
 caption; a photo captioned ``/compare`` sent as a reply to another photo; the
 "Compare" button under a photo, which then asks for the other one.
+
+One photo with exactly two faces (a selfie holding an ID card, a printed photo held
+next to the face), captioned ``/compare``, replied to with ``/compare`` or sent first
+after ``/compare``, is answered at once: its two faces compared with each other, charged
+as one compare. That needs a provider that can (``CompareService.compares_within``: the
+local engine; JD's compare takes one face per image). Any other first photo, or any
+failure of that attempt, is kept as photo 1 and the bot asks for photo 2, as always.
 """
 
 from __future__ import annotations
+
+import logging
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
+from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.i18n import gettext as _
 
+from bot import render
 from bot.filters import HasImage, OperationGate, RepliesToImage, is_album
 from bot.flows import FlowTimers, end_flow, on_not_a_photo, start_flow
-from bot.media import ImageRef, image_ref
-from bot.operations import run_compare
+from bot.media import ImageRef, download, image_ref
+from bot.operations import run_compare, send_report
 from bot.states import CompareFlow
+from services.errors import ServiceError
 from services.metering import Caller
 from services.models import Operation
+from services.operations import CompareOutcome
+from services.providers.base import NotAPair
 from services.wiring import Services
+
+log = logging.getLogger(__name__)
 
 COMMAND = Command("compare")
 
@@ -31,6 +47,60 @@ async def wait_for_second(
     """The first photo is known: keep it and ask for the other one."""
     await start_flow(state, timers, bot, message, CompareFlow.second, {"first": first.to_data()})
     await message.answer(_("compare.send_second"))
+
+
+async def first_photo(
+    message: Message,
+    photo_message: Message,
+    first: ImageRef,
+    bot: Bot,
+    services: Services,
+    state: FSMContext,
+    timers: FlowTimers,
+    caller: Caller | None = None,
+) -> None:
+    """The first photo is known: with exactly two faces, and a provider that can compare
+    them, answer with the two compared; otherwise keep it and ask for the other one.
+
+    ``message`` is what the flow answers, ``photo_message`` the photo's own message, which
+    a report replies to (they differ for ``/compare`` sent as a reply to the photo).
+    """
+    if not services.compare.compares_within:
+        await wait_for_second(message, first, state, bot, timers)
+        return
+    # Photo 2 is awaited from now on, so one sent while this photo is looked at is taken
+    # as photo 2 rather than as another first photo.
+    await start_flow(state, timers, bot, message, CompareFlow.second, {"first": first.to_data()})
+    token = (await state.get_data()).get("flow_token")
+    outcome = await _compare_within(photo_message, first, bot, services, caller)
+    waiting = (
+        await state.get_state() == CompareFlow.second.state
+        and (await state.get_data()).get("flow_token") == token
+    )
+    if outcome is None:
+        if waiting:
+            await message.answer(_("compare.send_second"))
+        return
+    if waiting:
+        await end_flow(state, timers, message)
+    sections = render.compare_report(outcome)
+    await send_report(photo_message, outcome.picture, "compare.jpg", sections)
+
+
+async def _compare_within(
+    message: Message, ref: ImageRef, bot: Bot, services: Services, caller: Caller | None
+) -> CompareOutcome | None:
+    """The photo's two faces compared, or None: not two faces, or a failure that the
+    compare with photo 2 will meet and report (a damaged file, no allowance left)."""
+    async with ChatActionSender.upload_photo(bot=bot, chat_id=message.chat.id):
+        try:
+            data = await download(bot, ref)
+            return await services.compare.compare_within(data, caller)
+        except NotAPair as error:
+            log.info("compare: the first photo is no pair (%s); waiting for photo 2", error)
+        except ServiceError as error:
+            log.info("compare: the first photo alone failed (%r); waiting for photo 2", error)
+    return None
 
 
 async def on_album(
@@ -70,15 +140,19 @@ async def on_photo_replying_to_photo(
 async def on_command_with_first(
     message: Message,
     bot: Bot,
+    services: Services,
     state: FSMContext,
     timers: FlowTimers,
     image: ImageRef | None = None,
     replied_image: ImageRef | None = None,
+    replied_message: Message | None = None,
+    caller: Caller | None = None,
 ) -> None:
     """``/compare`` on a photo (its caption) or replying to one: that photo comes first."""
     first = image or replied_image
     assert first is not None  # one of the filters put it there
-    await wait_for_second(message, first, state, bot, timers)
+    photo_message = message if image is not None or replied_message is None else replied_message
+    await first_photo(message, photo_message, first, bot, services, state, timers, caller)
 
 
 async def on_command(message: Message, bot: Bot, state: FSMContext, timers: FlowTimers) -> None:
@@ -87,9 +161,15 @@ async def on_command(message: Message, bot: Bot, state: FSMContext, timers: Flow
 
 
 async def on_first_photo(
-    message: Message, image: ImageRef, state: FSMContext, bot: Bot, timers: FlowTimers
+    message: Message,
+    image: ImageRef,
+    state: FSMContext,
+    bot: Bot,
+    services: Services,
+    timers: FlowTimers,
+    caller: Caller | None = None,
 ) -> None:
-    await wait_for_second(message, image, state, bot, timers)
+    await first_photo(message, message, image, bot, services, state, timers, caller)
 
 
 async def on_second_photo(

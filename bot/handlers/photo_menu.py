@@ -13,7 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.config import Settings
 from bot.filters import HasImage, refuse_if_unavailable
 from bot.flows import FlowTimers
-from bot.handlers.compare import wait_for_second
+from bot.handlers.compare import first_photo
 from bot.handlers.spec import spec_choice
 from bot.keyboards import PhotoAction, photo_actions
 from bot.media import image_ref
@@ -56,8 +56,8 @@ async def on_photo_action(
             await menu.edit_reply_markup(reply_markup=None)
     if await refuse_if_unavailable(photo_message, services, operation):
         return
-    if operation is Operation.COMPARE:
-        await wait_for_second(photo_message, ref, state, bot, timers)
+    if operation is Operation.COMPARE:  # two faces in it are compared at once
+        await first_photo(photo_message, photo_message, ref, bot, services, state, timers, caller)
         return
     options = Options()
     if operation is Operation.CHECK:

@@ -4,7 +4,8 @@ A provider has a ``name`` (in logs, usage records and replies), says whether it 
 ``available`` on this deployment and whether its calls are ``billable`` (a cloud
 provider's are; the offline engine's are not), gives the image limits it accepts for
 a photo, and is started and closed with the bot. The operations (``services.operations``)
-are generic over the capability they need; the local engine has all four.
+are generic over the capability they need; the local engine has all four, and can
+also compare the two faces of one photo (``PairComparer``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,33 @@ class Comparer(Provider):
 
     @abstractmethod
     async def compare(self, a: PreparedImage, b: PreparedImage) -> CompareResult: ...
+
+
+class NotAPair(Exception):
+    """``compare_within`` found no pair to compare: the photo does not hold exactly two
+    faces (``faces`` of them), or (``faces`` None) the provider cannot compare within one
+    photo at all.
+
+    Not a ``ServiceError``: nobody is told. The metering releases the user's reservation
+    (nothing is charged), and the bot asks for the second photo as it always did.
+    """
+
+    def __init__(self, faces: int | None) -> None:
+        super().__init__(
+            "the provider compares two photos only" if faces is None else f"{faces} face(s)"
+        )
+        self.faces = faces
+
+
+class PairComparer(Comparer):
+    """A comparer that can also compare the two faces of one photo with each other: a
+    selfie holding an ID card, a printed photo held next to the face. The local engine
+    can; JD's ``faceCompareV1`` takes one face per image, so it cannot."""
+
+    @abstractmethod
+    async def compare_within(self, image: PreparedImage) -> CompareResult:
+        """Face 1 against face 2 of ``image`` (``one_photo``, indices 0 and 1), or
+        ``NotAPair`` when the photo does not hold exactly two faces."""
 
 
 class Detector(Provider):

@@ -21,6 +21,29 @@ Compare: the descriptors' Euclidean distance ``d`` becomes ``score = 1 - d``
 Measured on face_recognition's sample photos: the five photos of one person are
 0.23-0.44 apart (scores 0.56-0.77), the other person 0.81-0.87 away (0.13-0.19);
 the PNG copy of a JPEG is 0.04 from it.
+
+Which faces are compared. ``measure.describe_photo`` gives a photo's real faces, the
+main one first, with a descriptor for the first ``measure.COMPARE_MAX_FACES`` (10).
+The main face of photo 1 is compared with every face of photo 2 that has a descriptor,
+one source face against many as AWS CompareFaces does, and the closest is the answer
+(``best_match``); ``CompareResult.index_b`` says which it is, ``candidates`` how many
+were compared.
+
+The best of several is judged more strictly. With ``n`` faces compared, a stranger
+among them matches by chance up to ``n`` times as often as in one comparison; to keep
+a verdict's false-match rate, each comparison's must be ``n`` times smaller
+(Bonferroni). How that rate falls with the distance was measured on LFW with the same
+model (J. Grimes, "Face recognition distances investigation",
+jackgrimes.net/projects/face_recognition: all 81,875,206 pairs of 12,797 LFW images):
+from the published precision and recall, with about 240,000 same-person pairs, the
+false-match rate at distance 0.60 / 0.55 / 0.50 / 0.45 is
+about 5.7e-3 / 1.2e-3 / 2.4e-4 / 3.5e-5, some fivefold per 0.05; a log-linear fit
+gives 14.6 decades per unit of distance, so halving the rate takes
+log10(2) / 14.6 = 0.021 of distance. Every bound therefore rises by
+``LOCAL_PER_DOUBLING`` = 0.02 of score per doubling of ``n``, 0.02 * log2(n): by 0.02
+for 2 faces, 0.032 for 3, 0.04 for 4 and 0.066 for 10, where "probably the same"
+needs 0.466 instead of 0.40 (distance 0.534). A 1:1 compare (``n`` = 1) is unchanged,
+and so is the compare of the two faces of one photo (``compare_within``): one pair.
 """
 
 from __future__ import annotations
@@ -28,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Sequence
 from typing import Final
 
 from services.config import ServiceSettings
@@ -45,7 +69,7 @@ from services.models import (
     Reason,
     Usage,
 )
-from services.providers.base import Analyzer, Checker, Comparer, Detector
+from services.providers.base import Analyzer, Checker, Detector, NotAPair, PairComparer
 from services.rules import Side, evaluate
 
 log = logging.getLogger(__name__)
@@ -60,19 +84,23 @@ LOCAL_LIMITS: Final = ImageLimits(
     formats=ACCEPTED_FORMATS,
 )
 
+# Every bound's rise per doubling of the faces of photo 2 compared: the false-match
+# rate halves per 0.021 of distance (see the module docstring).
+LOCAL_PER_DOUBLING: Final = 0.02
 # score = 1 - descriptor distance; see the module docstring for where each comes from.
 LOCAL_THRESHOLDS: Final = CompareThresholds(
     probably_same=0.40,  # distance 0.60, dlib's own threshold
     same_high=0.50,  # distance 0.50, face_recognition users' strict setting
     same_very_high=0.55,  # distance 0.45
     explain_id=N_("compare.explain_local"),
+    per_doubling=LOCAL_PER_DOUBLING,
 )
 
 SEVERAL_FACES_TEXT: Final = "照片中有多张人脸"
 _USAGE: Final = Usage(charged=False)
 
 
-class LocalProvider(Checker, Comparer, Detector, Analyzer):
+class LocalProvider(Checker, PairComparer, Detector, Analyzer):
     """Check, compare, detect and analyze with dlib's models in local worker processes.
 
     Not billable: no operator pays for its calls, though they count against the users'
@@ -85,16 +113,21 @@ class LocalProvider(Checker, Comparer, Detector, Analyzer):
     def __init__(
         self,
         *,
-        landmarks: int = 68,
+        landmarks: str = "mesh",
         workers: int = 1,
         queue_limit: int = 32,
         detector: str = "hog",
+        models_dir: str = "",
     ) -> None:
-        if landmarks not in (5, 68):
-            raise ValueError("landmarks must be 5 or 68")
+        if landmarks not in ("mesh", "68", "5"):
+            raise ValueError("landmarks must be mesh, 68 or 5")
         if detector not in ("hog", "cnn"):
             raise ValueError("detector must be hog or cnn")
-        self.config = EngineConfig(landmarks=landmarks, detector=detector)  # type: ignore[arg-type]
+        self.config = EngineConfig(
+            landmarks=landmarks,  # type: ignore[arg-type]
+            detector=detector,  # type: ignore[arg-type]
+            models_dir=models_dir,
+        )
         self.limits: ImageLimits = LOCAL_LIMITS
         self.thresholds: CompareThresholds = LOCAL_THRESHOLDS
         self.unavailable_reason: str | None = None
@@ -104,7 +137,11 @@ class LocalProvider(Checker, Comparer, Detector, Analyzer):
             self.unavailable_reason = str(error)
             log.warning("local engine unavailable: %s", error)
         self._pool = EnginePool(
-            landmarks=landmarks, detector=detector, workers=workers, queue_limit=queue_limit
+            landmarks=landmarks,
+            detector=detector,
+            models_dir=models_dir,
+            workers=workers,
+            queue_limit=queue_limit,
         )
 
     @classmethod
@@ -114,6 +151,7 @@ class LocalProvider(Checker, Comparer, Detector, Analyzer):
             workers=settings.local_workers,
             queue_limit=settings.local_queue_limit,
             detector=settings.local_detector,
+            models_dir=settings.local_models_dir,
         )
 
     @property
@@ -148,15 +186,40 @@ class LocalProvider(Checker, Comparer, Detector, Analyzer):
                 raise half
         photo_a, photo_b = halves
         assert isinstance(photo_a, measure.PhotoFaces) and isinstance(photo_b, measure.PhotoFaces)
-        _raise_for(photo_a.problem, N_("local.no_face_a"))
-        _raise_for(photo_b.problem, N_("local.no_face_b"))
-        distance = math.dist(photo_a.descriptors[0], photo_b.descriptors[0])
+        main = _descriptors(photo_a, N_("local.no_face_a"))[0]
+        candidates = _descriptors(photo_b, N_("local.no_face_b"))[: measure.COMPARE_MAX_FACES]
+        index_b, distance = best_match(main, candidates)
         return CompareResult(
             score=score_of(distance),
             faces_a=photo_a.faces,
             faces_b=photo_b.faces,
             provider=NAME,
             usage=_USAGE,
+            index_a=0,
+            index_b=index_b,
+            candidates=len(candidates),
+        )
+
+    async def compare_within(self, image: PreparedImage) -> CompareResult:
+        """The two faces of one photo, face 1 (the main one) against face 2; ``NotAPair``
+        when the photo holds no face, one, or three and more."""
+        photo = await self._pool.run(measure.describe_photo, self.config, image.data)
+        if photo.problem == "no_face":
+            raise NotAPair(0)
+        _raise_for(photo.problem, N_("local.no_face"))
+        if len(photo.faces) != 2 or len(photo.descriptors) != 2:
+            raise NotAPair(len(photo.faces))
+        first, second = photo.descriptors
+        return CompareResult(
+            score=score_of(math.dist(first, second)),
+            faces_a=photo.faces,
+            faces_b=photo.faces,
+            provider=NAME,
+            usage=_USAGE,
+            index_a=0,
+            index_b=1,
+            candidates=1,
+            one_photo=True,
         )
 
     async def detect(
@@ -210,7 +273,7 @@ def check_result(output: measure.CheckOutput, not_checked: tuple[str, ...]) -> C
     # one: on this photo they could not be, and the reply says so.
     missing = tuple(
         name
-        for name in measure.BACKGROUND_FIELDS
+        for name in measure.PER_PHOTO_FIELDS
         if measurements.value(name) is None and name not in not_checked
     )
     return CheckResult(
@@ -221,7 +284,27 @@ def check_result(output: measure.CheckOutput, not_checked: tuple[str, ...]) -> C
         provider=NAME,
         usage=_USAGE,
         not_checked=not_checked + missing,
+        estimated=tuple(f for f in measure.ESTIMATED if measurements.value(f) is not None),
     )
+
+
+def best_match(main: Sequence[float], candidates: Sequence[Sequence[float]]) -> tuple[int, float]:
+    """The candidate descriptor closest to ``main``: its index and its distance (the first
+    of equally close ones)."""
+    if not candidates:
+        raise ValueError("no candidate to compare with")
+    distances = [math.dist(main, candidate) for candidate in candidates]
+    index = min(range(len(distances)), key=distances.__getitem__)
+    return index, distances[index]
+
+
+def _descriptors(photo: measure.PhotoFaces, no_face: str) -> tuple[tuple[float, ...], ...]:
+    """The photo's descriptors (``descriptors[i]`` is ``faces[i]``'s), or the error of a
+    photo without a face to compare."""
+    _raise_for(photo.problem, no_face)
+    if not photo.descriptors:
+        raise ProviderInputError(NAME, code="no_face", message_id=no_face)
+    return photo.descriptors
 
 
 def score_of(distance: float) -> float:

@@ -142,9 +142,11 @@ async def test_compare_names_the_photo_without_a_face(tg, jdcloud, cloud_bot) ->
 
 async def test_compare_says_which_face_was_used(tg, jdcloud, cloud_bot) -> None:
     small = {"boundingBox": {"left": "10", "top": "10", "width": "30", "height": "30"}}
-    jdcloud.script(COMPARE_PATH, faces_b=[{}, small])
+    # JD compares one face per photo and does not say which: the largest, listed second.
+    jdcloud.script(COMPARE_PATH, faces_b=[small, {}])
     answer = await compare_two(tg, 706)
-    assert tr("en", "compare.several_faces").format(n=2, count=2) in text_of(answer)
+    assert tr("en", "compare.face_of_photo").format(n=2, count=2, face=2) in text_of(answer)
+    assert fragment("en", "compare.best_of") not in text_of(answer)
 
 
 @pytest.mark.parametrize("locale", LOCALES)

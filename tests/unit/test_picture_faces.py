@@ -16,6 +16,7 @@ from services.pictures.compare import (
     CROP_MARGIN,
     DIFFERENT_COLOUR,
     SAME_COLOUR,
+    Shown,
     band_height,
     compare_side_by_side,
     compare_side_by_side_async,
@@ -223,7 +224,11 @@ def test_side_by_side_size_and_tiles() -> None:
 
     drawn = decode(
         compare_side_by_side(
-            image_a, face_a, image_b, face(200, 150, 200, 200), 0.87, tile=256, same=True
+            Shown(image_a, (face_a,)),
+            Shown(image_b, (face(200, 150, 200, 200),)),
+            0.87,
+            tile=256,
+            same=True,
         )
     )
 
@@ -236,7 +241,8 @@ def test_side_by_side_size_and_tiles() -> None:
 def test_side_by_side_default_tile() -> None:
     image_a, face_a = red_face_photo()
 
-    drawn = decode(compare_side_by_side(image_a, face_a, image_a, face_a, 0.5, same=False))
+    shown = Shown(image_a, (face_a,))
+    drawn = decode(compare_side_by_side(shown, shown, 0.5, same=False))
 
     assert drawn.size == (2 * 512 + tile_gap(512), 512 + band_height(512))
     assert_close(pixel(drawn, 256, 256), RED)
@@ -245,7 +251,7 @@ def test_side_by_side_default_tile() -> None:
 def test_none_face_shows_the_whole_photo() -> None:
     halves = photo((800, 400), RED, (((400, 0, 799, 399), GREEN),))
 
-    drawn = decode(compare_side_by_side(halves, None, halves, None, 0.1, tile=200, same=False))
+    drawn = decode(compare_side_by_side(Shown(halves), Shown(halves), 0.1, tile=200, same=False))
 
     # 800x400 fitted into 200: 200x100, centred.
     assert_close(pixel(drawn, 20, 100), RED)
@@ -258,7 +264,7 @@ def test_band_and_frames_follow_same(same: bool) -> None:
     want, avoid = (SAME_COLOUR, DIFFERENT_COLOUR) if same else (DIFFERENT_COLOUR, SAME_COLOUR)
     image = photo((400, 400), GREY)
 
-    drawn = decode(compare_side_by_side(image, None, image, None, 0.87, tile=200, same=same))
+    drawn = decode(compare_side_by_side(Shown(image), Shown(image), 0.87, tile=200, same=same))
 
     band = drawn.crop((0, 200, drawn.width, drawn.height))
     assert sum(distance(p, want) < 60 for p in pixels(band)) > 200, f"score not in {want}"
@@ -282,7 +288,7 @@ def test_band_and_frames_follow_same(same: bool) -> None:
 def test_odd_scores_do_not_crash(score: float) -> None:
     image = photo((300, 300))
 
-    drawn = decode(compare_side_by_side(image, None, image, None, score, tile=64, same=True))
+    drawn = decode(compare_side_by_side(Shown(image), Shown(image), score, tile=64, same=True))
 
     assert drawn.size == (2 * 64 + tile_gap(64), 64 + band_height(64))
 
@@ -290,7 +296,9 @@ def test_odd_scores_do_not_crash(score: float) -> None:
 async def test_compare_side_by_side_async() -> None:
     image_a, face_a = red_face_photo()
 
-    data = await compare_side_by_side_async(image_a, face_a, image_a, None, 0.9, tile=128, same=1)
+    data = await compare_side_by_side_async(
+        Shown(image_a, (face_a,)), Shown(image_a), 0.9, tile=128, same=True
+    )
 
     assert decode(data).size == (2 * 128 + tile_gap(128), 128 + band_height(128))
 
