@@ -21,7 +21,7 @@ from bot.render.text import (
 )
 from services.i18n import N_
 from services.images import PreparedImage
-from services.models import CheckResult, Measurements, Reason
+from services.models import GAZE_LIMIT, CheckResult, Measurements, Reason
 from services.rules import RuleOutcome, Side
 from services.specs.judge import Judgement
 
@@ -98,6 +98,12 @@ def check_report(
         names = ", ".join(field_label(name) for name in result.not_checked)
         sections.append(fill(_("check.not_checked"), fields=Html(names)))
     notes = change_notes(image)
+    if judgement is None and _estimated_glasses(result):
+        # A spec judges glasses by its own rule (``judgement_lines``); the generic rules do not.
+        notes.insert(0, _("check.note.glasses_estimated"))
+    gaze = result.measurements.eyes_sight
+    if gaze is not None and gaze < GAZE_LIMIT:
+        notes.insert(0, _("check.note.gaze_away"))
     if compressed:
         notes.append(_("check.tip.send_as_file"))
     notes.extend(provider_notes(result.provider, fell_back_from))
@@ -177,7 +183,7 @@ def measurement_lines(result: CheckResult) -> list[str]:
         _face_line(m, o),
         _pose_line(m),
         _features_line(m, o),
-        _glasses_line(m),
+        _glasses_line(m, estimated="glasses" in result.estimated),
         _light_line(m, o),
         _background_line(m, o),
         _photo_line(m),
@@ -234,20 +240,30 @@ def _features_line(m: Measurements, o: Outcomes) -> str:
         [
             _value(_("values.eyes_open"), m.eyes_close, o.get("eyes_close")),
             _value(_("values.mouth_closed"), m.mouth_close, o.get("mouth_close")),
+            _value(_("values.gaze"), m.eyes_sight),
             _value(_("values.shoulders"), m.shoulder_equal, o.get("shoulder_equal")),
             _value(_("values.uncovered"), m.face_occlusion, o.get("face_occlusion")),
         ]
     )
 
 
-def _glasses_line(m: Measurements) -> str:
+def _glasses_line(m: Measurements, *, estimated: bool = False) -> str:
+    """ "Glasses: none", or "Glasses: none (estimate)" when the engine only estimated them."""
     if not m.glasses:
         return ""
     if m.glasses in GLASSES_VALUES:
         glasses = _(GLASSES_VALUES[m.glasses])
     else:
         glasses = escape(m.glasses)
+    if estimated:
+        glasses = fill(_("values.estimated"), value=Html(glasses))
     return _labelled(_("values.glasses"), glasses)
+
+
+def _estimated_glasses(result: CheckResult) -> bool:
+    """The engine estimated glasses on the face (not proven enough to fail the photo)."""
+    seen = result.measurements.glasses
+    return "glasses" in result.estimated and seen in ("normal_glasses", "dark_glasses")
 
 
 def _light_line(m: Measurements, o: Outcomes) -> str:

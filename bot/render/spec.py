@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.render.text import Html, escape, fill, fmt
 from services.i18n import N_
-from services.specs import Confidence, Medium, Range, Spec, UnknownSpec
+from services.specs import Confidence, GlassesRule, Medium, Range, Spec, UnknownSpec
 from services.specs.crop import Edge
 from services.specs.judge import (
     OTHER_COLOUR,
@@ -243,7 +243,7 @@ def judgement_lines(judgement: Judgement) -> list[str]:
         if rule.state is RuleState.FAILED:
             lines.append("• " + _failed(rule, judgement))
         elif rule.state is RuleState.WARNING:
-            lines.append("• " + _("spec.rule.glasses_warning"))
+            lines.append("• " + _warning(rule, spec))
     if judgement.aspect_matches is False and judgement.crop is not None:
         lines.append(_crop_text(judgement.crop))
     if any(rule.allows_hair and rule.value is not None for rule in judgement.rules):
@@ -259,6 +259,16 @@ def judgement_lines(judgement: Judgement) -> list[str]:
     if caveat:
         lines.append(caveat)
     return lines
+
+
+def _warning(rule: SpecRule, spec: Spec) -> str:
+    """A doubtful rule: glasses the offline engine only estimated (``rule.estimated``), or
+    glasses the document allows only when they cannot be removed."""
+    if rule.estimated:
+        if spec.glasses is GlassesRule.BANNED:
+            return _("spec.rule.glasses_estimated")
+        return _("spec.rule.glasses_estimated_unremovable")
+    return _("spec.rule.glasses_warning")
 
 
 def title_text(judgement: Judgement) -> str:

@@ -4,8 +4,13 @@ The generic rule table (``services.rules``) says whether a photo is a good portr
 this module says whether it is the photo a given passport or visa asks for: head height
 and eye line in millimetres for a print (shares for a spec that gives shares), pixels,
 kilobytes and format for an upload, the background colour, glasses and head coverings.
-Pure functions over frozen dataclasses: no I/O, no wording (the bot maps a rule's kind
-and state to a message and reads the numbers it needs off the rule).
+Pure functions over frozen dataclasses: no I/O, no wording (the bot maps a rule's kind,
+state and ``estimated`` flag to a message and reads the numbers it needs off the rule).
+
+A field the provider only estimated (``CheckResult.estimated``: the offline engine's
+glasses) never fails a photo: what would fail it is a warning marked ``estimated``, and
+what passes is marked too, so that the reply can say it is an estimate. Dark glasses
+still fail, however they were found.
 
 A print has millimetres only when the photo has the print's shape: a 3:4 phone photo
 judged for a square US photo gets no millimetre rule but a failed ``aspect`` rule and a
@@ -79,7 +84,9 @@ class RuleKind(StrEnum):
 class RuleState(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
-    WARNING = "warning"  # allowed only under a condition the photo cannot show
+    # Allowed only under a condition the photo cannot show, or found by an estimate
+    # not sure enough to fail on (``SpecRule.estimated``).
+    WARNING = "warning"
     NOT_CHECKED = "not_checked"  # the provider did not measure what the rule needs
 
 
@@ -110,6 +117,8 @@ class SpecRule:
 
     ``bound`` is the bound the value was compared with, in ``unit``: for a spec measured
     to the skull it already includes ``HAIR_ALLOWANCE_SHARE`` (``allows_hair``).
+    ``estimated``: what the rule judged was only estimated (``CheckResult.estimated``), so
+    a finding it would fail on is a ``WARNING`` instead.
     """
 
     kind: RuleKind
@@ -121,6 +130,7 @@ class SpecRule:
     allows_hair: bool = False
     seen: str | None = None  # background: nearest colour name; format; glasses as measured
     allowed: tuple[str, ...] = ()  # background: allowed colour names; format: formats
+    estimated: bool = False
 
     @property
     def side(self) -> Side | None:
@@ -209,8 +219,12 @@ class SpecNotCheckable(ServiceError):
         self.spec = spec
 
 
-def judge(spec: Spec, m: Measurements) -> Judgement:
-    """Judge a check's measurements against ``spec``."""
+def judge(spec: Spec, m: Measurements, *, estimated: tuple[str, ...] = ()) -> Judgement:
+    """Judge a check's measurements against ``spec``.
+
+    ``estimated``: the measured fields that are only estimates (``CheckResult.estimated``);
+    a rule over one of them warns where it would fail (``SpecRule.estimated``).
+    """
     if spec.medium is Medium.OFFICE:
         raise SpecNotCheckable(spec)
     aspect = _aspect(spec, m)
@@ -233,7 +247,7 @@ def judge(spec: Spec, m: Measurements) -> Judgement:
     rules += _pixels(spec, m)
     rules += _upload(spec, m)
     rules += _background(spec, m)
-    rules += _glasses(spec, m)
+    rules += _glasses(spec, m, estimated="glasses" in estimated)
     rules.append(_hat(m))
     return Judgement(spec=spec, rules=tuple(rules), aspect_matches=matches, crop=crop)
 
@@ -451,21 +465,26 @@ def _background(spec: Spec, m: Measurements) -> list[SpecRule]:
     ]
 
 
-def _glasses(spec: Spec, m: Measurements) -> list[SpecRule]:
-    """Glasses by the spec's rule; dark glasses hide the eyes, so they fail everywhere."""
+def _glasses(spec: Spec, m: Measurements, *, estimated: bool = False) -> list[SpecRule]:
+    """Glasses by the spec's rule; dark glasses hide the eyes, so they fail everywhere.
+
+    ``estimated``: the glasses were only estimated, so glasses a spec bans are a warning
+    (the reply tells it from the medical-exception warning by ``SpecRule.estimated``).
+    """
     seen = m.glasses
     if seen == "dark_glasses":
         state = RuleState.FAILED
     elif spec.glasses is GlassesRule.ALLOWED:
         return []
     elif seen == "normal_glasses":
-        banned = spec.glasses is GlassesRule.BANNED
+        banned = spec.glasses is GlassesRule.BANNED and not estimated
         state = RuleState.FAILED if banned else RuleState.WARNING
     elif seen == "no_glasses":
         state = RuleState.PASSED
     else:
         state = RuleState.NOT_CHECKED
-    return [SpecRule(RuleKind.GLASSES, state, seen=seen)]
+    marked = estimated and seen is not None
+    return [SpecRule(RuleKind.GLASSES, state, seen=seen, estimated=marked)]
 
 
 def _hat(m: Measurements) -> SpecRule:

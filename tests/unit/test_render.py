@@ -22,9 +22,10 @@ from services.models import (
 )
 from services.operations import FacesOutcome
 from services.rules import classify_reason, evaluate
-from services.specs import Range, catalogue
-from services.specs.judge import RuleKind, judge
+from services.specs import GlassesRule, Range, catalogue
+from services.specs.judge import Judgement, RuleKind, judge
 from tests.conftest import tr
+from tests.specs import blank_spec
 
 IMAGE = PreparedImage(
     data=b"",
@@ -101,11 +102,12 @@ def test_a_part_more_than_0_6_occluded_is_covered() -> None:
 
 
 @pytest.mark.parametrize("demographics", [True, False])
-def test_analyze_says_when_age_and_gender_were_not_estimated(demographics: bool) -> None:
+def test_analyze_says_what_the_offline_engine_estimates(demographics: bool) -> None:
     face = Face(Box(0, 0, 10, 10), smile=80)
     result = FacesResult((face,), "local", Usage(charged=False), demographics=demographics)
     notes = analyze_report(FacesOutcome(result, (face,), IMAGE, b""), sensitive=False)[-1]
-    assert ("does not estimate age, gender or emotion" in notes) is not demographics
+    assert ("estimates age and gender" in notes) is not demographics
+    assert ("it does not read emotion" in notes) is not demographics
 
 
 def test_provider_code_is_escaped_in_an_error() -> None:
@@ -148,3 +150,146 @@ def test_a_skull_spec_shows_the_authoritys_band() -> None:
     lines = judgement_lines(judgement)
     assert "• Head height 38.5 mm, needs 32–36 mm" in lines
     assert tr("en", "spec.hair_allowance") in lines
+
+
+# --- glasses the offline engine only estimated (``CheckResult.estimated``) ----------------------
+
+BANNED_EN = (
+    "The photo seems to show glasses (the offline check is not certain of this): "
+    "this document does not allow them, so take them off if you wear them."
+)
+UNREMOVABLE_EN = (
+    "The photo seems to show glasses (the offline check is not certain of this): this document "
+    "allows them only if they cannot be removed (for medical reasons), so take them off if you can."
+)
+NOTE_EN = (
+    "The photo seems to show glasses (the offline check is not certain of this): "
+    "many documents do not allow them, so take them off if you wear them."
+)
+
+# locale, "no glasses" and "glasses" as the measured values show an estimate, the spec
+# warnings (banned, unremovable only) and the generic note.
+ESTIMATES = [
+    (
+        "en",
+        "Glasses: none (estimate)",
+        "Glasses: glasses (estimate)",
+        BANNED_EN,
+        UNREMOVABLE_EN,
+        NOTE_EN,
+    ),
+    (
+        "ru",
+        "Очки: нет (оценка)",
+        "Очки: обычные очки (оценка)",
+        "Похоже, на фото очки (офлайн-проверка в этом не уверена): этот документ их "
+        "не допускает, так что снимите их, если вы в очках.",
+        "Похоже, на фото очки (офлайн-проверка в этом не уверена): этот документ допускает их, "
+        "только если их нельзя снять (по медицинским причинам), так что снимите их, если можете.",
+        "Похоже, на фото очки (офлайн-проверка в этом не уверена): многие документы их "
+        "не допускают, так что снимите их, если вы в очках.",
+    ),
+    (
+        "zh_Hans",
+        "眼镜：未佩戴（估计）",
+        "眼镜：普通眼镜（估计）",
+        "照片中似乎戴着眼镜（离线检查对此不确定）：该证件不允许佩戴眼镜，如果戴着请摘下。",
+        "照片中似乎戴着眼镜（离线检查对此不确定）：该证件仅在无法摘下眼镜（医疗原因）时才允许佩戴，"
+        "能摘下请摘下。",
+        "照片中似乎戴着眼镜（离线检查对此不确定）：许多证件不允许佩戴眼镜，如果戴着请摘下。",
+    ),
+]
+ESTIMATE_MARKERS = ("(estimate)", "(оценка)", "（估计）")
+
+
+def glasses_result(
+    glasses: str, *, estimated: tuple[str, ...] = ("glasses",), provider: str = "local"
+) -> CheckResult:
+    """A passing check that measured only the glasses (and no head covering)."""
+    measurements = Measurements(glasses=glasses, has_hat=False)
+    return CheckResult(
+        passed=True,
+        reasons=(),
+        measurements=measurements,
+        outcomes=evaluate(measurements),
+        provider=provider,
+        usage=Usage(charged=False),
+        estimated=estimated,
+    )
+
+
+def glasses_judgement(
+    rule: GlassesRule, glasses: str, estimated: tuple[str, ...] = ("glasses",)
+) -> Judgement:
+    measurements = Measurements(glasses=glasses, has_hat=False)
+    return judge(blank_spec(glasses=rule), measurements, estimated=estimated)
+
+
+ESTIMATE_ARGS = ("locale", "none", "seen", "banned", "unremovable", "note")
+
+
+@pytest.mark.parametrize(ESTIMATE_ARGS, ESTIMATES, ids=[e[0] for e in ESTIMATES])
+def test_estimated_glasses_are_marked_in_the_values(
+    locale: str, none: str, seen: str, banned: str, unremovable: str, note: str
+) -> None:
+    with create_i18n(locale).context():
+        nothing = check_report(glasses_result("no_glasses"), IMAGE, compressed=False)
+        found = check_report(glasses_result("normal_glasses"), IMAGE, compressed=False)
+    assert nothing[1].split("\n")[1:] == [none]
+    assert found[1].split("\n")[1:] == [seen]
+
+
+@pytest.mark.parametrize(ESTIMATE_ARGS, ESTIMATES, ids=[e[0] for e in ESTIMATES])
+def test_estimated_glasses_are_a_note_in_the_generic_reply(
+    locale: str, none: str, seen: str, banned: str, unremovable: str, note: str
+) -> None:
+    with create_i18n(locale).context():
+        found = check_report(glasses_result("normal_glasses"), IMAGE, compressed=False)
+        nothing = check_report(glasses_result("no_glasses"), IMAGE, compressed=False)
+        passed = tr(locale, "check.verdict.pass")
+    assert found[0] == "<b>" + passed + "</b>"  # not a failed reason
+    assert found[-1].startswith("<i>" + note + "\n")
+    assert note not in "\n".join(nothing)
+
+
+@pytest.mark.parametrize(ESTIMATE_ARGS, ESTIMATES, ids=[e[0] for e in ESTIMATES])
+def test_estimated_glasses_warn_under_a_spec(
+    locale: str, none: str, seen: str, banned: str, unremovable: str, note: str
+) -> None:
+    with create_i18n(locale).context():
+        banning = judgement_lines(glasses_judgement(GlassesRule.BANNED, "normal_glasses"))
+        medical = judgement_lines(glasses_judgement(GlassesRule.UNREMOVABLE_ONLY, "normal_glasses"))
+        clear = judgement_lines(glasses_judgement(GlassesRule.BANNED, "no_glasses"))
+    assert banning == ["• " + banned]
+    assert medical == ["• " + unremovable]
+    assert clear == []
+
+
+def test_a_spec_reply_warns_of_estimated_glasses_once() -> None:
+    result = glasses_result("normal_glasses")
+    judgement = glasses_judgement(GlassesRule.BANNED, "normal_glasses")
+    assert judgement.passed
+    sections = check_report(result, IMAGE, compressed=False, judgement=judgement, passed=True)
+    verdict = sections[0].split("\n")
+    assert verdict[0] == "<b>✅ Meets the ID-photo rules</b>"
+    assert "• " + BANNED_EN in verdict
+    assert sections[1] == "<b>Measured</b>\nGlasses: glasses (estimate)"
+    assert NOTE_EN not in sections[-1]
+
+
+def test_cloud_glasses_are_neither_marked_nor_warned_of() -> None:
+    """A cloud provider estimates nothing: the reply is as it always was."""
+    for glasses, line in (("no_glasses", "Glasses: none"), ("normal_glasses", "Glasses: glasses")):
+        sections = check_report(
+            glasses_result(glasses, estimated=(), provider="jumdata"), IMAGE, compressed=False
+        )
+        assert sections[1] == "<b>Measured</b>\n" + line
+        assert NOTE_EN not in sections[-1]
+        assert not any(marker in "\n".join(sections) for marker in ESTIMATE_MARKERS)
+    banning = judgement_lines(glasses_judgement(GlassesRule.BANNED, "normal_glasses", ()))
+    assert banning == ["• Glasses are not allowed for this document."]
+    medical = judgement_lines(glasses_judgement(GlassesRule.UNREMOVABLE_ONLY, "normal_glasses", ()))
+    assert medical == [
+        "• Glasses are allowed for this document only if they cannot be removed "
+        "(for medical reasons): take them off if you can."
+    ]

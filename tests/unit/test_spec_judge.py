@@ -640,6 +640,74 @@ def test_a_warning_does_not_fail_the_photo() -> None:
     assert judgement.passed and judgement.ready
 
 
+# The offline engine's glasses are an estimate (``CheckResult.estimated``): never a failure.
+ESTIMATED_GLASSES = [
+    (GlassesRule.BANNED, "normal_glasses", WARNING),
+    (GlassesRule.BANNED, "no_glasses", PASSED),
+    (GlassesRule.BANNED, "dark_glasses", FAILED),  # never estimated, but still fails
+    (GlassesRule.UNREMOVABLE_ONLY, "normal_glasses", WARNING),
+    (GlassesRule.UNREMOVABLE_ONLY, "no_glasses", PASSED),
+    (GlassesRule.UNREMOVABLE_ONLY, "dark_glasses", FAILED),
+]
+
+
+@pytest.mark.parametrize(("rule", "glasses", "state"), ESTIMATED_GLASSES)
+def test_estimated_glasses_warn_where_measured_ones_fail(
+    rule: GlassesRule, glasses: str, state: RuleState
+) -> None:
+    judgement = judge(
+        spec(glasses=rule), measured(glasses=glasses, has_hat=False), estimated=("glasses",)
+    )
+    found = rules_of(judgement, RuleKind.GLASSES)
+    assert [(r.state, r.seen, r.estimated) for r in found] == [(state, glasses, True)]
+    assert judgement.passed is (state is not FAILED)
+
+
+def test_estimated_glasses_on_a_banning_spec_leave_the_photo_ready() -> None:
+    judgement = judge(
+        spec(glasses=GlassesRule.BANNED),
+        measured(glasses="normal_glasses", has_hat=False),
+        estimated=("glasses",),
+    )
+    assert only(judgement, RuleKind.GLASSES).state is WARNING
+    assert judgement.passed and judgement.ready
+
+
+@pytest.mark.parametrize("estimated", [(), ("has_hat",)])
+def test_measured_glasses_are_judged_as_before(estimated: tuple[str, ...]) -> None:
+    """A cloud provider estimates nothing: glasses a spec bans fail, unmarked."""
+    judgement = judge(
+        spec(glasses=GlassesRule.BANNED),
+        measured(glasses="normal_glasses", has_hat=False),
+        estimated=estimated,
+    )
+    rule = only(judgement, RuleKind.GLASSES)
+    assert (rule.state, rule.estimated) == (FAILED, False)
+    assert not judgement.passed
+    warning = only(
+        judge(spec(glasses=GlassesRule.UNREMOVABLE_ONLY), measured(glasses="normal_glasses")),
+        RuleKind.GLASSES,
+    )
+    assert (warning.state, warning.estimated) == (WARNING, False)
+
+
+def test_estimated_glasses_not_measured_are_not_checked_and_unmarked() -> None:
+    rule = only(
+        judge(spec(glasses=GlassesRule.BANNED), measured(), estimated=("glasses",)),
+        RuleKind.GLASSES,
+    )
+    assert (rule.state, rule.estimated) == (NOT_CHECKED, False)
+
+
+def test_estimated_glasses_on_a_spec_that_allows_them_add_no_rule() -> None:
+    judgement = judge(
+        spec(glasses=GlassesRule.ALLOWED),
+        measured(glasses="normal_glasses"),
+        estimated=("glasses",),
+    )
+    assert rules_of(judgement, RuleKind.GLASSES) == []
+
+
 @pytest.mark.parametrize(
     ("has_hat", "state"), [(True, FAILED), (False, PASSED), (None, NOT_CHECKED)]
 )

@@ -89,6 +89,7 @@ class FakeChecker(FakeProvider):
     def __init__(self, name: str = "fake-check") -> None:
         super().__init__(name)
         self.profile: dict[str, Any] = dict(US_GOOD)
+        self.estimated: tuple[str, ...] = ()  # as the offline engine marks its glasses
 
     async def check(self, image: PreparedImage) -> CheckResult:
         self.calls.append(("check", image.data))
@@ -108,6 +109,7 @@ class FakeChecker(FakeProvider):
             outcomes=outcomes,
             provider=self.name,
             usage=Usage(charged=False),
+            estimated=self.estimated,
         )
 
 
@@ -318,6 +320,64 @@ async def test_failed_spec_rules_in_the_documents_units(
     report = report_of(await chat.send(caption="/check", document=PHOTO))
     assert tr(locale, "check.verdict.fail") in report
     assert line in report
+
+
+GLASSES_ON = {**US_GOOD, "glasses": "normal_glasses"}
+
+
+@pytest.mark.parametrize(
+    ("language_code", "locale", "warning", "marked"),
+    [
+        (
+            "en",
+            "en",
+            "The photo seems to show glasses (the offline check is not certain of this): "
+            "this document does not allow them, so take them off if you wear them.",
+            "Glasses: glasses (estimate)",
+        ),
+        (
+            "ru",
+            "ru",
+            "Похоже, на фото очки (офлайн-проверка в этом не уверена): этот документ их "
+            "не допускает, так что снимите их, если вы в очках.",
+            "Очки: обычные очки (оценка)",
+        ),
+        (
+            "zh-hans",
+            "zh_Hans",
+            "照片中似乎戴着眼镜（离线检查对此不确定）：该证件不允许佩戴眼镜，如果戴着请摘下。",
+            "眼镜：普通眼镜（估计）",
+        ),
+    ],
+    ids=["en", "ru", "zh_Hans"],
+)
+async def test_estimated_glasses_warn_instead_of_failing(
+    app: App, language_code: str, locale: str, warning: str, marked: str
+) -> None:
+    """The check service hands ``CheckResult.estimated`` to the judge: the US passport bans
+    glasses, but glasses the offline engine only estimated do not fail the photo."""
+    chat = app.chat(language_code=language_code)
+    await chat.send("/spec us")
+    app.checker.profile = GLASSES_ON
+    app.checker.estimated = ("glasses",)
+    report = report_of(await chat.send(caption="/check", document=PHOTO))
+    assert tr(locale, "check.verdict.pass") in report
+    assert "• " + warning in report
+    assert marked in report.split("\n")
+    assert tr(locale, "spec.rule.glasses") not in report
+    assert tr(locale, "check.note.glasses_estimated") not in report  # the spec's line says it
+
+
+async def test_measured_glasses_still_fail_a_banning_spec(app: App) -> None:
+    chat = app.chat()
+    await chat.send("/spec us")
+    app.checker.profile = GLASSES_ON
+    report = report_of(await chat.send(caption="/check", document=PHOTO))
+    assert tr("en", "check.verdict.fail") in report
+    assert "• Glasses are not allowed for this document." in report
+    assert "Glasses: glasses" in report.split("\n")
+    assert "(estimate)" not in report
+    assert "offline check is not certain" not in report
 
 
 async def test_kb_line_in_russian(app: App) -> None:
