@@ -36,9 +36,17 @@ from PIL import Image
 
 from services.images import PreparedImage, prepare_image
 from services.local import measure, vision
+from services.local.mesh import Meshes
 from services.local.vision import EngineConfig, Picture
 from services.providers.local import LocalProvider, check_result, score_of
-from tests.local_photos import IdSpec, id_photo, jpeg, phone_photo, sample_photos
+from tests.local_photos import (
+    IdSpec,
+    id_photo,
+    jpeg,
+    phone_photo,
+    portrait_landmarks,
+    sample_photos,
+)
 
 RESULTS = Path(__file__).parent / "results"
 CONFIG = EngineConfig()
@@ -61,7 +69,11 @@ def naive_check(data: bytes, image: PreparedImage) -> measure.CheckOutput:
     if not faces:
         return measure.CheckOutput(None, 0, "no_face")
     reading = measure.read_face(models, picture, faces[0])
-    measurements = measure.measure(reading, picture, image.original, len(faces), False)
+    person = models.meshes.person(picture.small)
+    extra = measure.shoulder_fields(models, reading, picture)
+    measurements = measure.measure(
+        reading, picture, image.original, len(faces), False, person, extra
+    )
     return measure.CheckOutput(measurements, len(faces))
 
 
@@ -78,6 +90,27 @@ def naive_descriptor(data: bytes) -> np.ndarray:
 
 def local_check(data: bytes, image: PreparedImage) -> measure.CheckOutput:
     return measure.check_photo(CONFIG, data, image.original)
+
+
+class ModelClock:
+    """Time spent inside the MediaPipe models (mesh, iris, pose, person mask) during a
+    call: the new checks' share of it; the rest is the check without them."""
+
+    def __init__(self, meshes: Meshes) -> None:
+        self.spent = 0.0
+        for name in ("mesh", "eyes", "shoulders", "person"):
+            method = getattr(meshes, name)
+            setattr(meshes, name, self._timed(method))
+
+    def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return method(*args)
+            finally:
+                self.spent += time.perf_counter() - began
+
+        return run
 
 
 def local_descriptor(data: bytes) -> np.ndarray:
@@ -121,11 +154,9 @@ def same_check(a: measure.CheckOutput, b: measure.CheckOutput) -> None:
 
 def photos() -> dict[str, bytes]:
     files = sample_photos()
-    models = vision.models_for(CONFIG)
     with Image.open(files["obama3.jpg"]) as portrait:
-        picture = vision.decode(files["obama3.jpg"].read_bytes())
-        _, dense = vision.shapes(models, picture.full(), vision.detect(models, picture)[0])
-        id_600 = id_photo(portrait, vision.points(dense), IdSpec(size=(600, 800)))
+        points = portrait_landmarks(files["obama3.jpg"].read_bytes())
+        id_600 = id_photo(portrait, points, IdSpec(size=(600, 800)))
     phone = {}
     for name in ("obama.jpg", "obama2.jpg"):
         with Image.open(files[name]) as portrait:
@@ -135,6 +166,7 @@ def photos() -> dict[str, bytes]:
 
 async def main(runs: int) -> dict[str, float]:
     shots = photos()
+    clock = ModelClock(vision.models_for(CONFIG).meshes)
     provider = LocalProvider(workers=2, queue_limit=8)
     await provider.start()
     figures: dict[str, float] = {}
@@ -143,13 +175,17 @@ async def main(runs: int) -> dict[str, float]:
             data = shots[key]
             image = prepare_image(data, provider.limits)
             naive_ms, naive_answer = timed(lambda d=data, i=image: naive_check(d, i), runs)
+            clock.spent = 0.0
             local_ms, local_answer = timed(lambda d=data, i=image: local_check(d, i), runs)
+            new_ms = clock.spent * 1000 / (runs + 1)
             same_check(naive_answer, local_answer)
             pool_ms = await timed_async(lambda i=image: provider.check(i), runs)
             figures.update(
                 {
                     f"{label}_naive_ms": naive_ms,
                     f"{label}_local_ms": local_ms,
+                    f"{label}_new_checks_ms": new_ms,
+                    f"{label}_without_new_ms": local_ms - new_ms,
                     f"{label}_pool_ms": pool_ms,
                     f"{label}_speedup": naive_ms / local_ms,
                 }
@@ -195,6 +231,12 @@ if __name__ == "__main__":
         print(
             f"  {name:<18} {figures[f'{name}_naive_ms']:8.0f} ms {figures[f'{name}_local_ms']:7.0f}"
             f" ms {figures[f'{name}_speedup']:8.1f}x {figures[f'{name}_pool_ms']:7.0f} ms"
+        )
+    for name in ("check_600x800", "check_4000x3000"):
+        print(
+            f"  {name}: {figures[f'{name}_local_ms']:.0f} ms with the new checks, of which"
+            f" {figures[f'{name}_new_checks_ms']:.0f} ms in the MediaPipe models:"
+            f" {figures[f'{name}_without_new_ms']:.0f} ms without them"
         )
     print(
         f"  compare scores: naive {figures['compare_naive_score']:.3f}, "
