@@ -22,10 +22,14 @@ def main() -> int:
     from bot.logs import setup_logging
 
     setup_logging(settings.log_level)
-    from bot.app import run_polling, run_webhook
+    from bot.app import StartupError, run_polling, run_webhook
 
     try:
         asyncio.run(run_webhook(settings) if settings.webhook_url else run_polling(settings))
+    except StartupError as error:
+        for line in error.lines:
+            print(f"start-up error: {line}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # a second Ctrl+C during shutdown
         logging.getLogger(__name__).warning("interrupted")
         return 130

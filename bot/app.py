@@ -157,6 +157,26 @@ def create_storage(settings: Settings) -> BaseStorage:
     return MemoryStorage()
 
 
+class StartupError(RuntimeError):
+    """The bot cannot serve as configured; ``lines`` say why, one problem each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+async def open_services(settings: Settings) -> Services:
+    """The services, or ``StartupError`` when a chosen provider cannot work (the offline
+    engine without its model files): better a clear line at start than a bot that answers
+    every photo with "unavailable"."""
+    services = await Services.open(settings)
+    problems = services.unavailable()
+    if problems:
+        await services.close()
+        raise StartupError(problems)
+    return services
+
+
 async def run_webhook(settings: Settings) -> None:
     """Serve Telegram's webhook calls; several such processes may share one URL behind a
     load balancer, since quotas and (with ``REDIS_URL``) conversation state are shared."""
@@ -165,7 +185,7 @@ async def run_webhook(settings: Settings) -> None:
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
     from aiohttp import web
 
-    services = await Services.open(settings)
+    services = await open_services(settings)
     storage = create_storage(settings)
     bot = create_bot(settings)
     dispatcher = create_dispatcher(settings, services, storage=storage)
@@ -211,7 +231,7 @@ async def run_webhook(settings: Settings) -> None:
 
 
 async def run_polling(settings: Settings) -> None:
-    services = await Services.open(settings)
+    services = await open_services(settings)
     storage = create_storage(settings)
     bot = create_bot(settings)
     dispatcher = create_dispatcher(settings, services, storage=storage)

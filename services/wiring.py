@@ -98,6 +98,11 @@ class Services:
                 unique[id(provider)] = provider
         return list(unique.values())
 
+    def unavailable(self) -> list[str]:
+        """Why a provider the settings chose cannot serve, one line each: ``python -m bot``
+        stops with these instead of starting and refusing every photo."""
+        return [f"{p.name}: {p.unavailable_reason}" for p in self._providers() if not p.available]
+
     async def start(self) -> None:
         """Warm up what needs it (the local engine's worker processes) before users come."""
         for provider in self._providers():

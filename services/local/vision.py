@@ -1,4 +1,4 @@
-"""The local engine's CPU work: dlib's models and the raw quantities measured with them.
+"""The local engine's CPU work: the models and the raw quantities measured with them.
 
 Everything here is synchronous, CPU-bound and meant for a worker process
 (``services.local.pool``); nothing touches an event loop. The values produced are
@@ -15,18 +15,24 @@ How a photo goes through:
 2. **Detect** with dlib's HOG detector (or the opt-in CNN) on that copy: long side
    800 px for portraits, 1280 px for group photos. HOG's window is 80 px, so when
    nothing is found the copy is upsampled once (2x) and searched again.
-3. **Landmarks on the full-resolution image**, in the detection's box scaled up:
-   68 points (iBUG 300-W model, non-commercial) or 5 points (CC0).
-4. **Descriptor** (compare only): dlib's ResNet on a 150 px chip aligned with the
+3. **Keep the real faces.** Each box is shown to MediaPipe's face mesh, whose
+   presence output says whether it holds a face; the main face is the largest real one.
+4. **Landmarks**: the 468-point mesh (twice, the second time on its own extent) and
+   the iris model on each eye, standing in for the 68 iBUG points (``MESH_AS_68``);
+   or dlib's 68-point model (iBUG 300-W, non-commercial); and always the 5-point
+   model (CC0) on the full resolution, which aligns the chips.
+5. **Descriptor** (compare only): dlib's ResNet on a 150 px chip aligned with the
    5-point model; the distance of two descriptors is Euclidean.
-5. **Pixel measures** on a face chip aligned the same way (rotation and scale
+6. **Pixel measures** on a face chip aligned the same way (rotation and scale
    removed, so they do not depend on the photo's resolution): Laplacian sharpness,
-   skin luminance, left/right cheek luminance.
-6. **Geometry** from the landmarks: eye aspect ratio, inner-lip opening, smile,
-   and the head pose from a numpy Perspective-n-Point solve on a generic 3-D face.
-7. **Background** (check only): a colour plane fitted to the bands beside and above
-   the head; how much of the band leaves that plane, how much the plane itself
-   changes, and where the head (with hair) leaves the background.
+   skin luminance, left/right cheek luminance, the edges a glasses frame would draw.
+7. **Geometry** from the landmarks: eye aspect ratio, inner-lip opening, smile, gaze
+   from the irises, and the head pose from a numpy Perspective-n-Point solve on a
+   generic 3-D face.
+8. **Body and background** (check only): the pose model's shoulder points, and a
+   colour plane fitted to every pixel the person-segmentation mask calls background;
+   how much of it leaves the plane, how much the plane changes, and where the head
+   (with hair) and the clothes are.
 """
 
 from __future__ import annotations

@@ -20,11 +20,12 @@ class Provider(ABC):
     name: str
     billable: bool = True
     limits: ImageLimits
+    # Why this deployment cannot serve calls (the local model files are missing), or None.
+    unavailable_reason: str | None = None
 
     @property
     def available(self) -> bool:
-        """False when this deployment cannot serve calls (the local models are missing)."""
-        return True
+        return self.unavailable_reason is None
 
     def limits_for(self, info: ImageInfo) -> ImageLimits:
         """The limits a photo of this size is prepared with; most providers have one set."""

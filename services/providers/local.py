@@ -1,10 +1,12 @@
 """The offline engine: check, compare, detect and analyze on this machine, no photo leaves it.
 
-dlib's HOG detector, its 5- or 68-point landmarks and its ResNet face descriptor
-(the files of the ``face-recognition-models`` package) do the work in a pool of
-worker processes (``services.local``). The results are the same typed results as the
-cloud providers', so the bot renders them the same way; what these models cannot
-judge is listed in ``CheckResult.not_checked``.
+dlib's HOG detector, 5-point landmarks and ResNet face descriptor (the files of the
+``face-recognition-models`` package), MediaPipe's face mesh, iris, pose and person
+segmentation, and dlib-models' age and gender networks (``services.local.modelfiles``)
+do the work in a pool of worker processes (``services.local``). The results are the
+same typed results as the cloud providers', so the bot renders them the same way;
+what these models cannot judge is listed in ``CheckResult.not_checked``, and what
+they only estimate in ``CheckResult.estimated``.
 
 Compare: the descriptors' Euclidean distance ``d`` becomes ``score = 1 - d``
 (clamped to 0..1), and ``LOCAL_THRESHOLDS`` maps it to the verdicts:
@@ -101,7 +103,7 @@ _USAGE: Final = Usage(charged=False)
 
 
 class LocalProvider(Checker, PairComparer, Detector, Analyzer):
-    """Check, compare, detect and analyze with dlib's models in local worker processes.
+    """Check, compare, detect and analyze with the offline models in local worker processes.
 
     Not billable: no operator pays for its calls, though they count against the users'
     allowances like any other.
@@ -153,10 +155,6 @@ class LocalProvider(Checker, PairComparer, Detector, Analyzer):
             detector=settings.local_detector,
             models_dir=settings.local_models_dir,
         )
-
-    @property
-    def available(self) -> bool:
-        return self.unavailable_reason is None
 
     @property
     def not_checked(self) -> tuple[str, ...]:

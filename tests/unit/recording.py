@@ -255,10 +255,6 @@ class FakeProvider(Checker, Comparer, Detector, Analyzer):
         self.unavailable_reason: str | None = None  # as the local engine's
         self.calls: list[tuple[str, bytes]] = []
 
-    @property
-    def available(self) -> bool:
-        return self.unavailable_reason is None
-
     async def check(self, image: PreparedImage) -> CheckResult:
         self.calls.append(("check", image.data))
         measurements = Measurements.from_provider(DEFAULT_CHECK_PROFILE)

@@ -110,6 +110,18 @@ def test_python_m_bot_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_missing_model_files_stop_the_bot_with_their_names(tmp_path: Path) -> None:
+    empty = tmp_path / "models"
+    empty.mkdir()
+    result = run_module({"BOT_TOKEN": TOKEN, "LOCAL_MODELS_DIR": str(empty)}, tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("start-up error: local: ")
+    assert f"{empty / 'face_landmark.tflite'} is missing (from mediapipe==0.10.21)" in line
+    assert "python -m services.local.modelfiles fetch" in line
+
+
 def test_env_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("BOT_TOKEN=oops\n")
     result = run_module({}, tmp_path)
