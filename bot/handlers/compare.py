@@ -65,12 +65,12 @@ async def first_photo(
     ``message`` is what the flow answers, ``photo_message`` the photo's own message, which
     a report replies to (they differ for ``/compare`` sent as a reply to the photo).
     """
-    if not services.compare.compares_within:
-        await wait_for_second(message, first, state, bot, timers)
-        return
     # Photo 2 is awaited from now on, so one sent while this photo is looked at is taken
     # as photo 2 rather than as another first photo.
     await start_flow(state, timers, bot, message, CompareFlow.second, {"first": first.to_data()})
+    if not services.compare.compares_within:
+        await message.answer(_("compare.send_second"))
+        return
     token = (await state.get_data()).get("flow_token")
     outcome = await _compare_within(photo_message, first, bot, services, caller)
     waiting = (

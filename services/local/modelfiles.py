@@ -29,7 +29,10 @@ from pathlib import Path
 from typing import Final
 
 ENV_DIR: Final = "LOCAL_MODELS_DIR"
-DEFAULT_DIR: Final = Path(".cache") / "models"
+# Beside the code, not the working directory: the command that fetches the files and the
+# bot that loads them agree wherever each is started from (in a checkout, the
+# git-ignored .cache/models at its root).
+DEFAULT_DIR: Final = Path(__file__).resolve().parents[2] / ".cache" / "models"
 
 
 @dataclass(frozen=True, slots=True)

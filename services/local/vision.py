@@ -321,8 +321,9 @@ def detect(models: Models, picture: Picture, *, retry: bool = True) -> list[Dete
 # for keeping a tracked face). Real faces score 0.99+, random patches of a portrait
 # under 0.06 (the sample photos).
 FACE_PRESENCE: Final = 0.5
-# Boxes shown to the mesh, the detector's most confident first: about 2 ms each.
-MAX_CANDIDATES: Final = 24
+# Boxes shown to the mesh, the detector's most confident first: about 2 ms each. As
+# many as detect reports at most (``DETECT_MAX_FACES``), so a crowd loses no face.
+MAX_CANDIDATES: Final = 120
 
 
 def _real(

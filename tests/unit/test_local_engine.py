@@ -25,6 +25,7 @@ from services.images import Change, inspect_image, prepare_image
 from services.local import measure, vision
 from services.local.pool import EnginePool
 from services.models import CheckResult, Expression, Gender, Verdict
+from services.operations import DETECT_MAX_FACES
 from services.providers.local import (
     LOCAL_LIMITS,
     LOCAL_THRESHOLDS,
@@ -725,5 +726,6 @@ def test_the_thresholds_of_the_new_checks() -> None:
     assert (vision.FACE_PRESENCE, vision.PERSON_LOW, vision.SHOULDER_VISIBLE) == (0.5, 0.05, 0.5)
     assert (measure.MESH_JAW_WIDTH, measure.MESH_CHIN_DROP) == (1.025, 0.065)
     assert measure.GENDER_SURE == 0.9
+    assert vision.MAX_CANDIDATES == DETECT_MAX_FACES  # a crowd's faces are all looked at
     assert measure.shoulder_score(vision.ShoulderLine((0, 0), (1, 0), tilt=10.0)) == 50.0
     assert measure.gaze_score(0.07) == 50.0
