@@ -458,10 +458,13 @@ def _mesh_points(
     # little above dlib's point 8; the rules' bounds were set on dlib's.
     jaw_centre = (points[:17, 0].max() + points[:17, 0].min()) / 2.0
     points[:17, 0] = jaw_centre + MESH_JAW_WIDTH * (points[:17, 0] - jaw_centre)
-    eye_gap = float(np.linalg.norm(points[36:42].mean(axis=0) - points[42:48].mean(axis=0)))
-    points[8, 1] += MESH_CHIN_DROP * eye_gap
-    eyes = tuple(Eye(contour=e.contour * scale, iris=e.iris * scale) for e in (left, right))
-    return points, eyes  # type: ignore[return-value]
+    eye_line = points[42:48].mean(axis=0) - points[36:42].mean(axis=0)
+    down = np.array([-eye_line[1], eye_line[0]])  # the face's own "down", eye gaps long
+    points[8] += MESH_CHIN_DROP * down
+    return points, (
+        Eye(contour=left.contour * scale, iris=left.iris * scale),
+        Eye(contour=right.contour * scale, iris=right.iris * scale),
+    )
 
 
 def _complete(detection: Detection, points: np.ndarray, width: int, height: int) -> bool:
