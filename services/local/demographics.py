@@ -52,7 +52,6 @@ wheel checks its parity with the original dlib networks under).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -159,11 +158,8 @@ def gender_from(probabilities: np.ndarray) -> tuple[Gender, float]:
 
 
 def _session(path: Path, size: int, classes: int) -> Any:
-    """One onnxruntime session, checked to take ``size`` px chips and give ``classes`` values.
-
-    onnxruntime ships no type information, so it is imported as a plain module (Any).
-    """
-    ort: Any = importlib.import_module("onnxruntime")
+    """One onnxruntime session, checked to take ``size`` px chips and give ``classes`` values."""
+    import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
