@@ -9,7 +9,6 @@ from html import escape
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramRetryAfter
@@ -28,6 +27,7 @@ from bot.middlewares.album import AlbumMiddleware
 from bot.middlewares.caller import CallerMiddleware
 from bot.middlewares.inflight import InFlightMiddleware
 from bot.operations import MakeKeeper
+from bot.session import ApiSession
 from services.prefs import MemoryPreferences, Preferences
 from services.storage.prefs import DbPreferences
 from services.wiring import Services
@@ -43,7 +43,7 @@ def create_bot(settings: Settings) -> Bot:
     )
     return Bot(
         token=settings.bot_token.get_secret_value(),
-        session=AiohttpSession(api=server),
+        session=ApiSession(api=server),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -70,33 +70,38 @@ POPULAR_COUNTRIES = ("us", "gb", "eu", "cn", "ru", "in", "ca", "au", "jp", "kr",
 
 
 def spec_countries(current: Spec | None, *, fresh: bool = False) -> InlineKeyboardMarkup:
-    """Countries (flag and code), the ICAO baseline, and the generic check (✓ when
-    ``current`` is None). ``fresh`` for a keyboard under a report (``SpecChoice.fresh``)."""
+    """Countries (flag and code) four a row, the ICAO baseline, and the generic check (✓
+    when ``current`` is None). ``fresh`` for a keyboard under a report (``SpecChoice.fresh``).
+
+    Built row by row: aiogram's builder copies the whole keyboard on every button, which
+    for these 30 buttons cost more than the rest of a /check reply.
+    """
     specs = catalogue()
     with_specs = {spec.country for spec in specs.specs}
     order = [c for c in POPULAR_COUNTRIES if c in with_specs]
     order += [c for c in specs.countries if c in with_specs and c not in order]
-    builder = InlineKeyboardBuilder()
-    for alpha2 in order:
-        mark = "✓ " if current is not None and current.country == alpha2 else ""
-        builder.button(
-            text=mark + f"{flag(alpha2)} {alpha2.upper()}".strip(),
-            callback_data=SpecChoice(action="country", value=alpha2, fresh=fresh),
+    countries = [
+        _button(
+            ("✓ " if current is not None and current.country == alpha2 else "")
+            + f"{flag(alpha2)} {alpha2.upper()}".strip(),
+            SpecChoice(action="country", value=alpha2, fresh=fresh),
         )
+        for alpha2 in order
+    ]
+    rows = [countries[i : i + 4] for i in range(0, len(countries), 4)]
     for spec in specs.of_country(""):
         mark = "✓ " if current is not None and current.id == spec.id else ""
-        builder.button(
-            text=mark + spec_name(spec),
-            callback_data=SpecChoice(action="set", value=spec.id, fresh=fresh),
+        rows.append(
+            [_button(mark + spec_name(spec), SpecChoice(action="set", value=spec.id, fresh=fresh))]
         )
     mark = "✓ " if current is None else ""
-    builder.button(
-        text=mark + _("button.spec.generic"),
-        callback_data=SpecChoice(action="set", value=GENERIC, fresh=fresh),
-    )
-    rows = [4] * (len(order) // 4) + ([len(order) % 4] if len(order) % 4 else [])
-    builder.adjust(*rows, 1)
-    return builder.as_markup()
+    generic = SpecChoice(action="set", value=GENERIC, fresh=fresh)
+    rows.append([_button(mark + _("button.spec.generic"), generic)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
 def spec_documents(alpha2: str, current: Spec | None) -> InlineKeyboardMarkup:

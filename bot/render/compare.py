@@ -71,7 +71,5 @@ def compared_faces(result: CompareResult, thresholds: CompareThresholds) -> list
             )
         )
     elif total > 1:
-        lines.append(
-            fill(_("compare.face_of_photo"), n=2, count=total, face=result.index_b + 1)
-        )
+        lines.append(fill(_("compare.face_of_photo"), n=2, count=total, face=result.index_b + 1))
     return lines

@@ -376,7 +376,7 @@ def _to_integer(raw: str) -> int:
 
 
 def _utf16_len(text: str) -> int:
-    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _json_field_error(name: str, value: Any, kind: type, type_name: str) -> str:
