@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from html import escape
@@ -28,7 +29,8 @@ from bot.middlewares.caller import CallerMiddleware
 from bot.middlewares.inflight import InFlightMiddleware
 from bot.operations import MakeKeeper
 from bot.session import ApiSession
-from services.prefs import MemoryPreferences, Preferences
+from services.prefs import CachedPreferences, MemoryPreferences, Preferences
+from services.storage.feed import RedisChangeFeed
 from services.storage.prefs import DbPreferences
 from services.wiring import Services
 
@@ -57,11 +59,7 @@ def create_dispatcher(
 ) -> Dispatcher:
     """The dispatcher with its middlewares, routers and injected services."""
     if preferences is None:
-        preferences = (
-            DbPreferences(services.database)
-            if services.database is not None
-            else MemoryPreferences()
-        )
+        preferences = create_preferences(settings, services)
     i18n = create_i18n(settings.default_locale)
     dispatcher = Dispatcher(storage=storage)
     dispatcher["services"] = services
@@ -90,6 +88,23 @@ def create_dispatcher(
     return dispatcher
 
 
+def create_preferences(settings: Settings, services: Services) -> Preferences:
+    """The users' choices: in the database, held in memory where every change reaches it.
+
+    With ``REDIS_URL`` each process hears the others' changes; with long polling there
+    is no other process (Telegram lets one poll a token). Webhook processes without
+    Redis read the database on every update, since another process may have written.
+    """
+    if services.database is None:
+        return MemoryPreferences()
+    stored = DbPreferences(services.database)
+    if settings.redis_url:
+        return CachedPreferences(stored, RedisChangeFeed(settings.redis_url))
+    if not settings.webhook_url:
+        return CachedPreferences(stored)
+    return stored
+
+
 async def on_error(event: ErrorEvent, i18n: I18n | None = None) -> bool:
     """Anything unexpected: log it with the update id, tell the user, keep serving others."""
     update = event.update
@@ -105,11 +120,23 @@ async def on_error(event: ErrorEvent, i18n: I18n | None = None) -> bool:
     return True
 
 
-async def on_startup(bot: Bot, i18n: I18n, services: Services) -> None:
+async def on_startup(bot: Bot, i18n: I18n, services: Services, preferences: Preferences) -> None:
     await services.start()
+    if isinstance(preferences, CachedPreferences):
+        await preferences.start()
     me = await bot.get_me()
     log.info("bot @%s (id %s) started", me.username, me.id)
     await set_commands(bot, i18n)
+    settle_heap()
+
+
+def settle_heap() -> None:
+    """Keep the garbage collector off what start-up built (modules, schemas, catalogues:
+    about 270,000 objects that live as long as the process). A full collection walks
+    every tracked object: 165 ms here, paid again and again under load, when updates
+    only need their own few thousand objects looked at."""
+    gc.collect()
+    gc.freeze()
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:
@@ -132,13 +159,20 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
         await bot.set_my_commands(commands, language_code=language)
 
 
-async def on_shutdown(inflight: InFlightMiddleware, services: Services, timers: FlowTimers) -> None:
+async def on_shutdown(
+    inflight: InFlightMiddleware,
+    services: Services,
+    timers: FlowTimers,
+    preferences: Preferences,
+) -> None:
     """Let the requests in flight finish (bounded), then close the provider sessions."""
     if inflight.count:
         log.info("waiting for %d request(s) in flight", inflight.count)
         if not await inflight.wait_idle(SHUTDOWN_GRACE_SECONDS):
             log.warning("%d request(s) still running at shutdown", inflight.count)
     await timers.close()
+    if isinstance(preferences, CachedPreferences):
+        await preferences.close()
     await services.close()
     log.info("stopped")
 

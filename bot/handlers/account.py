@@ -14,6 +14,7 @@ from bot import render
 from bot.filters import IsAdmin
 from bot.flows import FlowTimers, end_flow
 from services.metering import Caller
+from services.prefs import Preferences
 from services.wiring import Services
 
 
@@ -62,12 +63,14 @@ async def on_forget_choice(
     query: CallbackQuery,
     callback_data: ForgetChoice,
     services: Services,
+    preferences: Preferences,
     state: FSMContext,
     timers: FlowTimers,
 ) -> None:
     text = _("forget.kept")
     if callback_data.confirm:
         await end_flow(state, timers, query)
+        await preferences.forget(query.from_user.id)
         if services.metering is not None:
             await services.metering.ledger.forget(query.from_user.id)
         text = _("forget.done")

@@ -1,7 +1,9 @@
 """``DbPreferences``: the ``Preferences`` protocol kept in the ``users`` table.
 
 Each call is one statement: a read, an upsert that changes only its own column (a new
-user's other setting starts empty), or, to clear the spec, an update that creates no row.
+user's other setting starts empty), to clear the spec an update that creates no row, or
+the delete of ``forget``. ``load`` reads every user who chose something, for
+``services.prefs.CachedPreferences``.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.prefs import Choices
 from services.storage import tables
 from services.storage.db import Database, upsert
 
@@ -74,3 +77,28 @@ class DbPreferences:
             )
 
         await self.database.run(work)
+
+    async def forget(self, user_id: int) -> None:
+        async def work(connection: AsyncConnection) -> None:
+            await connection.execute(delete(_USERS).where(_USERS.c.id == user_id))
+
+        await self.database.run(work)
+
+    async def load(self) -> dict[int, Choices]:
+        users = _USERS.c
+        async with self.database.read() as connection:
+            result = await connection.execute(
+                select(users.id, users.locale, users.spec).where(
+                    or_(users.locale.is_not(None), users.spec.is_not(None))
+                )
+            )
+            return {row.id: Choices(row.locale, row.spec) for row in result}
+
+    async def choices(self, user_id: int) -> Choices:
+        users = _USERS.c
+        async with self.database.read() as connection:
+            result = await connection.execute(
+                select(users.locale, users.spec).where(users.id == user_id)
+            )
+            row = result.first()
+            return Choices() if row is None else Choices(row.locale, row.spec)
