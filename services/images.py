@@ -5,7 +5,9 @@ decompression bomb or a truncated upload. ``inspect_image`` refuses those before
 anything decodes the full pixel array. ``prepare_image`` then sends the original
 bytes whenever the provider takes them as they are, because the ID-photo check
 reads DPI, format and file size from the file itself; only when the photo breaks
-a provider limit is it re-encoded, and only as far as that limit needs.
+a provider limit is it re-encoded. A photo over the side limit keeps its printed size
+in mm and ends no smaller than the largest size libjpeg decodes it to directly within
+that limit (``_decode_upright``).
 
 Everything here is CPU-bound and synchronous; the ``*_async`` wrappers move it
 off the event loop.
@@ -71,6 +73,9 @@ _SWAPS_SIDES: Final = frozenset({5, 6, 7, 8})
 
 _JPEG_FIRST_QUALITY: Final = 95
 _JPEG_QUALITY_STEPS: Final = (92, 88, 84, 80)
+# JPEG DCT scales libjpeg decodes at directly, finest first.
+_DCT_SCALES: Final = (2, 4, 8)
+_PREPARE_DRAFT_SHARE: Final = 0.75  # see _decode_upright
 _SCALE_STEP: Final = 0.85
 _MAX_SCALE_STEPS: Final = 8
 # 4:4:4 chroma below this: ID photos are small and their colour edges matter.
@@ -171,20 +176,27 @@ class PreparedImage:
 
 def inspect_image(data: bytes) -> ImageInfo:
     """Refuse what no provider should see; raises ``ImageError``."""
-    return _inspect(data)[0]
+    info, im = _inspect(data)
+    if isinstance(im, JpegImagePlugin.JpegImageFile):
+        _verify_jpeg(im)
+    return info
 
 
-def _inspect(data: bytes) -> tuple[ImageInfo, Image.Image | None]:
-    """Inspect and verify; also return the decoded full-size image when one was made.
+def _inspect(data: bytes) -> tuple[ImageInfo, ImageFile.ImageFile]:
+    """The gates and the photo's ``ImageInfo``, with the opened image.
 
-    JPEGs are verified at 1/8 scale, so for them nothing reusable is returned.
+    A JPEG comes back undecoded, so that its one decode can be the DCT-scaled one
+    ``prepare_image`` needs; whoever needs no pixels verifies it with ``_verify_jpeg``.
+    Other formats are decoded here, which verifies them and reads metadata stored after
+    the pixels (a PNG's eXIf chunk may follow its image data).
     """
     im = _open_still(data, allow_animation=False)
     fmt = im.format or ""
     mode = im.mode
     has_alpha = "A" in im.getbands() or "transparency" in im.info
     stored_width, stored_height = im.size
-    decoded = _verify_decodes(im)
+    if not isinstance(im, JpegImagePlugin.JpegImageFile):
+        _load(im)
 
     orientation = _orientation(im)
     width, height = stored_width, stored_height
@@ -202,7 +214,7 @@ def _inspect(data: bytes) -> tuple[ImageInfo, Image.Image | None]:
         mode=mode,
         has_alpha=has_alpha,
     )
-    return info, decoded
+    return info, im
 
 
 def _open_still(data: bytes, *, allow_animation: bool) -> ImageFile.ImageFile:
@@ -272,22 +284,19 @@ def _is_animated(im: ImageFile.ImageFile) -> bool:
         raise ImageError(ImageProblem.CORRUPT, f"frames: {exc!r}") from exc
 
 
-def _verify_decodes(im: ImageFile.ImageFile) -> Image.Image | None:
-    """Decode the whole file once so a truncated upload fails here, not at the provider.
-
-    JPEG decodes at 1/8 scale: libjpeg still reads every scan but skips most of
-    the work and memory. Other formats decode fully and the result is returned
-    for reuse.
-    """
+def _load(im: ImageFile.ImageFile) -> None:
+    """Decode the whole file, so a truncated upload fails here and not at the provider."""
     try:
-        if isinstance(im, JpegImagePlugin.JpegImageFile):
-            im.draft("L", (1, 1))
-            im.load()
-            return None
         im.load()
-        return im
     except Exception as exc:  # any decoder failure on untrusted bytes means the same to the user
         raise ImageError(ImageProblem.CORRUPT, f"decode: {exc!r}") from exc
+
+
+def _verify_jpeg(im: JpegImagePlugin.JpegImageFile) -> None:
+    """``_load`` at 1/8 scale: libjpeg still reads every scan but skips most of the work
+    and memory. The image is of no further use."""
+    im.draft("L", (1, 1))
+    _load(im)
 
 
 def _orientation(im: Image.Image) -> int:
@@ -330,24 +339,23 @@ LimitsFor = Callable[[ImageInfo], ImageLimits]
 
 
 def prepare_image(data: bytes, limits: ImageLimits | LimitsFor) -> PreparedImage:
-    """The original bytes when ``limits`` allow them, else the least re-encoding that fits.
+    """The original bytes when ``limits`` allow them, else a re-encoding that fits.
 
     ``limits`` may depend on the photo (jumdata's detect bounds both sides), so it may be
     a function of the photo's ``ImageInfo``.
     """
-    info, decoded = _inspect(data)
+    info, im = _inspect(data)
     if not isinstance(limits, ImageLimits):
         limits = limits(info)
-    if min(info.width, info.height) < limits.min_side:
-        raise ImageError(
-            ImageProblem.TOO_SMALL, width=info.width, height=info.height, min_side=limits.min_side
-        )
     if (
         info.format in limits.formats
         and info.orientation == 1
         and len(data) <= limits.byte_cap
         and max(info.width, info.height) <= limits.max_side
     ):
+        if isinstance(im, JpegImagePlugin.JpegImageFile):
+            _verify_jpeg(im)
+        _require_min_side(info, limits)
         return PreparedImage(
             data=data,
             format=info.format,
@@ -356,11 +364,20 @@ def prepare_image(data: bytes, limits: ImageLimits | LimitsFor) -> PreparedImage
             original=info,
             changes=frozenset(),
         )
-    return _reencode(data, info, decoded, limits)
+    decoded = _decode_upright(im, info, limits)
+    _require_min_side(info, limits)
+    return _reencode(info, decoded, limits)
 
 
 async def prepare_image_async(data: bytes, limits: ImageLimits | LimitsFor) -> PreparedImage:
     return await asyncio.to_thread(prepare_image, data, limits)
+
+
+def _require_min_side(info: ImageInfo, limits: ImageLimits) -> None:
+    if min(info.width, info.height) < limits.min_side:
+        raise ImageError(
+            ImageProblem.TOO_SMALL, width=info.width, height=info.height, min_side=limits.min_side
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,12 +388,19 @@ class _JpegTables:
     subsampling: int
 
 
-def _reencode(
-    data: bytes, info: ImageInfo, decoded: Image.Image | None, limits: ImageLimits
-) -> PreparedImage:
-    target = _fit_side(info.width, info.height, limits.max_side)
-    img, tables, source_icc = _decode_upright(data, info, decoded, target)
-    if img.size != target:
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """Upright pixels, with what the source said about them before any copy dropped it."""
+
+    image: Image.Image
+    tables: _JpegTables | None
+    icc: bytes | None
+
+
+def _reencode(info: ImageInfo, decoded: _Decoded, limits: ImageLimits) -> PreparedImage:
+    img = decoded.image
+    if max(img.size) > limits.max_side:
+        target = _fit_side(info.width, info.height, limits.max_side)
         img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
 
     img = _normalise_mode(img)
@@ -390,11 +414,12 @@ def _reencode(
     changes: set[Change] = set()
     if info.orientation != 1:
         changes.add(Change.ROTATED)
-    if target != (info.width, info.height) or len(data) > byte_cap:
+    if img.size != (info.width, info.height) or info.file_size > byte_cap:
         changes.add(Change.REDUCED)
 
-    for fmt, candidate, params in _attempts(img, out_format, limits, transparent, tables):
-        icc = _matching_icc(source_icc, candidate.mode)
+    attempts = _attempts(img, out_format, limits, transparent, decoded.tables)
+    for fmt, candidate, params in attempts:
+        icc = _matching_icc(decoded.icc, candidate.mode)
         encoded = _encode(candidate, fmt, params, _scaled_dpi(info, candidate.size), icc)
         if len(encoded) > byte_cap:
             log.debug(
@@ -425,37 +450,64 @@ def _fit_side(width: int, height: int, max_side: int) -> tuple[int, int]:
     return (max(1, round(width * max_side / height)), max_side)
 
 
-def _decode_upright(
-    data: bytes, info: ImageInfo, decoded: Image.Image | None, target: tuple[int, int]
-) -> tuple[Image.Image, _JpegTables | None, bytes | None]:
-    """Decode at no more than twice ``target`` (JPEG draft) and turn upright.
+def _dct_scale(
+    size: tuple[int, int], max_side: int, min_long: int, min_short: int = 1
+) -> int | None:
+    """The scale libjpeg decodes at directly (1/2, 1/4, 1/8) to the largest size whose long
+    side is at most ``max_side``; ``None`` when that size's long side is under ``min_long``,
+    or its short side under ``min_short`` or shorter than the scale's divisor."""
+    long_side, short_side = max(size), min(size)
+    for scale in _DCT_SCALES:
+        long_scaled = -(-long_side // scale)
+        if long_scaled <= max_side:
+            fits = (
+                long_scaled >= min_long
+                and short_side >= scale
+                and -(-short_side // scale) >= min_short
+            )
+            return scale if fits else None
+    return None
 
-    Also returns the source's JPEG tables and ICC profile, read before any copy drops them.
+
+def _draft_at(im: JpegImagePlugin.JpegImageFile, mode: str | None, scale: int) -> None:
+    """Have libjpeg decode at 1/``scale`` (sides rounded up), for a ``scale`` from
+    ``_dct_scale``: ``draft`` takes the coarsest scale that keeps at least the size asked,
+    and sides of ``w // scale`` by ``h // scale`` keep exactly this one."""
+    width, height = im.size
+    im.draft(mode, (width // scale, height // scale))
+
+
+def _decode_upright(im: ImageFile.ImageFile, info: ImageInfo, limits: ImageLimits) -> _Decoded:
+    """The photo's pixels, upright; a JPEG over ``limits.max_side`` decoded DCT-scaled.
+
+    Such a JPEG decodes straight to the largest DCT-scaled size within the limit when that
+    keeps at least ``_PREPARE_DRAFT_SHARE`` of the limit's side: the decode is then smaller
+    and no resampling follows it (LANCZOS over a phone photo costs several times its
+    decode). The print size holds, as ``_scaled_dpi`` follows the pixels. Otherwise it
+    decodes at the coarsest scale that still reaches the limit and ``_reencode`` resamples
+    to the limit exactly, so a photo just over the limit does not lose up to half its side.
     """
-    transpose = _needs_transpose(info.format, info.orientation)
     tables: _JpegTables | None = None
-    try:
-        if decoded is None:
-            im = _open_header(data)
-            if isinstance(im, JpegImagePlugin.JpegImageFile):
-                tables = _jpeg_tables(im)
-                want = target
-                if info.orientation in _SWAPS_SIDES and transpose is not None:
-                    want = (target[1], target[0])
-                if want != im.size:
-                    im.draft(None, (want[0] * 2, want[1] * 2))
-            im.load()
-            img: Image.Image = im
-        else:
-            img = decoded
-        icc = img.info.get("icc_profile")
-        if transpose is not None:
+    if isinstance(im, JpegImagePlugin.JpegImageFile):
+        tables = _jpeg_tables(im)
+        max_side = limits.max_side
+        if max(im.size) > max_side:
+            min_long = math.ceil(max_side * _PREPARE_DRAFT_SHARE)
+            scale = _dct_scale(im.size, max_side, min_long, limits.min_side)
+            if scale is not None:
+                _draft_at(im, None, scale)
+            else:
+                im.draft(None, _fit_side(*im.size, max_side))
+        _load(im)
+    icc = im.info.get("icc_profile")
+    img: Image.Image = im
+    transpose = _needs_transpose(info.format, info.orientation)
+    if transpose is not None:
+        try:
             img = img.transpose(transpose)
-    except ImageError:
-        raise
-    except Exception as exc:
-        raise ImageError(ImageProblem.CORRUPT, f"decode: {exc!r}") from exc
-    return img, tables, icc if isinstance(icc, bytes) and icc else None
+        except Exception as exc:
+            raise ImageError(ImageProblem.CORRUPT, f"decode: {exc!r}") from exc
+    return _Decoded(img, tables, icc if isinstance(icc, bytes) and icc else None)
 
 
 def _jpeg_tables(im: JpegImagePlugin.JpegImageFile) -> _JpegTables | None:
@@ -606,8 +658,15 @@ def _encode(
 # --------------------------------------------------------------------------- drawing
 
 
-def open_for_drawing(data: bytes, max_side: int) -> Image.Image:
-    """An upright RGB copy no larger than ``max_side``, decoded as cheaply as the format allows."""
+def open_for_drawing(
+    data: bytes, max_side: int, *, draft_share: float | None = None
+) -> Image.Image:
+    """An upright RGB copy no larger than ``max_side``, decoded as cheaply as the format allows.
+
+    With ``draft_share``, a JPEG that libjpeg decodes directly (at 1/2, 1/4 or 1/8) to a
+    long side of at least that share of ``max_side`` comes back at that size: for a picture
+    only looked at, a few pixels fewer cost less than a LANCZOS pass over the decode.
+    """
     if max_side < 1:
         raise ValueError("max_side must be positive")
     im = _open_still(data, allow_animation=True)  # drawing uses the first frame
@@ -619,15 +678,21 @@ def open_for_drawing(data: bytes, max_side: int) -> Image.Image:
         if transpose is not None and orientation in _SWAPS_SIDES:
             width, height = height, width
         target = _fit_side(width, height, max_side)
+        scale: int | None = None
         if isinstance(im, JpegImagePlugin.JpegImageFile) and target != (width, height):
-            swapped = transpose is not None and orientation in _SWAPS_SIDES
-            im.draft("RGB", (target[1], target[0]) if swapped else target)
+            if draft_share is not None:
+                scale = _dct_scale(im.size, max_side, math.ceil(max_side * draft_share))
+            if scale is not None:
+                _draft_at(im, "RGB", scale)
+            else:
+                swapped = transpose is not None and orientation in _SWAPS_SIDES
+                im.draft("RGB", (target[1], target[0]) if swapped else target)
         im.load()
         img: Image.Image = im
         if transpose is not None:
             img = img.transpose(transpose)
         img = _flatten(_normalise_mode(img))
-        if img.size != target:
+        if scale is None and img.size != target:
             img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
     except Exception as exc:
         raise ImageError(ImageProblem.CORRUPT, f"decode: {exc!r}") from exc

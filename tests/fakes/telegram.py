@@ -495,9 +495,11 @@ def _parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
                 i = nxt
                 continue
         if c != 0x3C:  # '<'
-            u16 += _u16_step(c)
-            out.append(c)
-            i += 1
+            # Plain text up to the next tag or entity, at once: it splits no character.
+            end = min(k for k in (b.find(b"<", i + 1), b.find(b"&", i + 1), size) if k >= 0)
+            out += b[i:end]
+            u16 += _utf16_len(b[i:end].decode("utf-8"))
+            i = end
             continue
         begin = i
         i += 1
@@ -2099,15 +2101,21 @@ class FakeTelegram:
             return "PHOTO_INVALID_DIMENSIONS"
         if image.mode != "RGB":
             image = image.convert("RGB")
-        sizes: list[dict[str, Any]] = []
         long_side = max(width, height)
-        for box in PHOTO_SIDES:
+        # Largest first, each copy from the one before: a smaller source costs less to resample.
+        copies: dict[int, Image.Image] = {}
+        source = image
+        for box in reversed(PHOTO_SIDES):
             if long_side > box:
                 scale = box / long_side
                 target = (max(1, round(width * scale)), max(1, round(height * scale)))
-                copy_ = image.resize(target, Image.Resampling.LANCZOS)
+                source = source.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+                copies[box] = source
             else:
-                copy_ = image
+                copies[box] = image
+        sizes: list[dict[str, Any]] = []
+        for box in PHOTO_SIDES:
+            copy_ = copies[box]
             buffer = io.BytesIO()
             copy_.save(buffer, format="JPEG", quality=87)
             jpeg = buffer.getvalue()
@@ -2153,11 +2161,21 @@ class FakeTelegram:
 
     def _thumbnail(self, data: bytes) -> dict[str, Any] | None:
         """Telegram attaches a 320px JPEG thumbnail to documents that are pictures."""
-        image = _open_image(data)
+        image: Image.Image | None = None
+        try:
+            with Image.open(io.BytesIO(data)) as raw:
+                orientation = raw.getexif().get(Image.ExifTags.Base.Orientation, 1)
+                if raw.format in ("JPEG", "MPO") and orientation == 1:
+                    raw.thumbnail((320, 320))  # still undecoded: libjpeg decodes it scaled down
+                    image = raw.convert("RGB")
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            image = None  # _open_image decides, as for any other picture
         if image is None:
-            return None
-        image = image.convert("RGB")
-        image.thumbnail((320, 320))
+            image = _open_image(data)
+            if image is None:
+                return None
+            image = image.convert("RGB")
+            image.thumbnail((320, 320))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=80)
         jpeg = buffer.getvalue()

@@ -149,13 +149,101 @@ def test_large_jpeg_is_reduced_and_dpi_keeps_the_printed_size() -> None:
     prepared = prepare_image(data, CHECK_LIMITS_JUMDATA)
 
     assert prepared.changes == {Change.REDUCED}
-    assert (prepared.width, prepared.height) == (2500, 1875)
+    # Decoded at 1/2: 2000 px is the largest DCT-scaled side within 2500.
+    assert (prepared.width, prepared.height) == (2000, 1500)
     out = inspect_image(prepared.data)
-    assert (out.format, out.width, out.height) == ("JPEG", 2500, 1875)
+    assert (out.format, out.width, out.height) == ("JPEG", 2000, 1500)
+    # 4000 px at 300 dpi is 338.7 mm; 2000 px must say the same: 150 dpi.
+    assert out.dpi == (150.0, 150.0)
+    assert out.width / out.dpi[0] == pytest.approx(4000 / 300, rel=0.001)
+
+
+def _largest_draft_side(long_side: int, max_side: int) -> int | None:
+    """The longest side libjpeg's 1/2, 1/4, 1/8 decodes give within ``max_side``."""
+    sides = [-(-long_side // scale) for scale in (2, 4, 8)]
+    return max((side for side in sides if side <= max_side), default=None)
+
+
+@pytest.mark.parametrize(
+    ("size", "max_side", "expected"),
+    [
+        # The largest draft within the limit keeps 3/4 of it: decoded at that scale, no resample.
+        ((4000, 3000), 2500, (2000, 1500)),
+        ((3000, 4000), 2500, (1500, 2000)),
+        ((4000, 3000), 1000, (1000, 750)),
+        ((3000, 2250), 1000, (750, 563)),  # 1/4, the sides rounded up as libjpeg does
+        ((3001, 2001), 1501, (1501, 1001)),
+        # It would keep less: decoded at the next finer scale, resampled to the limit.
+        ((3001, 2001), 1500, (1500, 1000)),  # 1/2 rounds up to 1501, over the limit
+        ((3000, 2000), 2500, (2500, 1667)),
+        ((2600, 1300), 1000, (1000, 500)),
+        ((2501, 300), 2500, (2500, 300)),
+        ((4000, 300), 400, (400, 30)),  # even 1/8 is over the limit
+    ],
+)
+def test_shrunk_jpeg_is_no_smaller_than_the_largest_draft_within_the_limit(
+    size: tuple[int, int], max_side: int, expected: tuple[int, int]
+) -> None:
+    data = encode(plain(size), "JPEG", quality=90, dpi=(300, 200))
+    limits = ImageLimits(
+        max_bytes=6_000_000, max_side=max_side, min_side=20, formats=frozenset({"JPEG"})
+    )
+
+    prepared = prepare_image(data, limits)
+
+    assert (prepared.width, prepared.height) == expected
+    long_side = max(prepared.width, prepared.height)
+    assert long_side <= max_side
+    assert long_side >= (_largest_draft_side(max(size), max_side) or 0)
+    out = inspect_image(prepared.data)
+    assert (out.width, out.height) == expected
     assert out.dpi is not None
-    # 4000 px at 300 dpi is 338.7 mm; 2500 px must say the same: 187.5 dpi (JPEG stores whole dpi).
-    assert out.dpi[0] == pytest.approx(187.5, abs=0.5)
-    assert out.width / out.dpi[0] == pytest.approx(4000 / 300, rel=0.01)
+    # The printed size in mm is kept; JPEG stores whole dpi.
+    assert out.dpi[0] == pytest.approx(300 * expected[0] / size[0], abs=0.5)
+    assert out.dpi[1] == pytest.approx(200 * expected[1] / size[1], abs=0.5)
+    assert out.width / out.dpi[0] == pytest.approx(size[0] / 300, rel=0.01)
+    assert out.height / out.dpi[1] == pytest.approx(size[1] / 200, rel=0.01)
+
+
+def test_shrunk_jpeg_turned_upright_keeps_its_corner_and_dpi() -> None:
+    data = encode(
+        corner_marked((4000, 3000)), "JPEG", quality=95, exif=exif_with(6), dpi=(300, 200)
+    )
+
+    prepared = prepare_image(data, CHECK_LIMITS_JUMDATA)
+
+    assert prepared.changes == {Change.ROTATED, Change.REDUCED}
+    assert (prepared.width, prepared.height) == (1500, 2000)
+    with Image.open(io.BytesIO(prepared.data)) as out:
+        assert out.size == (1500, 2000)
+        assert out.info["dpi"] == pytest.approx((100, 150), abs=0.5)
+        rgb = out.convert("RGB")
+        assert is_red(rgb.getpixel((1490, 10)))  # type: ignore[arg-type]
+        assert not is_red(rgb.getpixel((10, 10)))  # type: ignore[arg-type]
+
+
+def test_draft_that_would_break_min_side_is_resampled_instead() -> None:
+    data = encode(plain((4000, 180)), "JPEG", quality=90)
+
+    prepared = prepare_image(data, CHECK_LIMITS_JUMDATA)
+
+    # 1/2 would give 2000x90, under the provider's 100 px.
+    assert (prepared.width, prepared.height) == (2500, 112)
+
+
+def test_drafted_jpeg_still_meets_the_byte_cap() -> None:
+    data = encode(noise((2000, 1500)), "JPEG", quality=95)
+    limits = ImageLimits(
+        max_bytes=200_000, max_side=1000, min_side=100, formats=frozenset({"JPEG"})
+    )
+
+    prepared = prepare_image(data, limits)
+
+    assert len(prepared.data) <= 200_000
+    assert max(prepared.width, prepared.height) < 1000  # past the quality steps: fewer pixels
+    assert prepared.changes == {Change.REDUCED}
+    out = inspect_image(prepared.data)
+    assert (out.width, out.height) == (prepared.width, prepared.height)
 
 
 def test_exif_orientation_6_is_applied_to_the_pixels() -> None:
@@ -379,6 +467,25 @@ def test_truncated_jpeg_is_corrupt(progressive: bool) -> None:
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
+@pytest.mark.parametrize(
+    ("size", "orientation"),
+    [((1200, 900), 1), ((400, 300), 6)],
+    ids=["shrunk", "rotated"],
+)
+def test_truncated_jpeg_that_is_reencoded_is_corrupt(
+    size: tuple[int, int], orientation: int
+) -> None:
+    data = encode(noise(size), "JPEG", quality=90, exif=exif_with(orientation))
+    limits = ImageLimits(
+        max_bytes=6_000_000, max_side=500, min_side=100, formats=frozenset({"JPEG"})
+    )
+
+    with pytest.raises(ImageError) as caught:
+        prepare_image(data[: len(data) * 2 // 3], limits)
+
+    assert caught.value.problem is ImageProblem.CORRUPT
+
+
 def test_truncated_png_is_corrupt() -> None:
     data = encode(noise((300, 300)), "PNG")
 
@@ -466,6 +573,35 @@ def test_open_for_drawing_is_upright_rgb_within_max_side() -> None:
     assert image.mode == "RGB"
     assert image.size == (750, 1000)
     assert is_red(image.getpixel((745, 5)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((2000, 1500), (1000, 750)),  # 1/2 keeps 1000 >= 3/4 of 1280: no resample
+        ((2500, 1875), (1250, 938)),
+        ((1600, 1200), (1280, 960)),  # 1/2 would give 800: resampled to max_side
+        ((1000, 800), (1000, 800)),
+    ],
+)
+def test_open_for_drawing_keeps_a_draft_within_the_share(
+    size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    data = encode(corner_marked(size), "JPEG", quality=95, exif=exif_with(8))
+
+    image = open_for_drawing(data, 1280, draft_share=0.75)
+
+    assert image.mode == "RGB"
+    assert image.size == (expected[1], expected[0])
+    # Orientation 8 turns the stored top-left corner to the displayed bottom-left.
+    assert is_red(image.getpixel((5, image.height - 5)))  # type: ignore[arg-type]
+    assert not is_red(image.getpixel((5, 5)))  # type: ignore[arg-type]
+
+
+def test_open_for_drawing_without_a_share_resamples_to_max_side() -> None:
+    image = open_for_drawing(encode(plain((2000, 1500)), "JPEG"), 1280)
+
+    assert image.size == (1280, 960)
 
 
 def test_open_for_drawing_flattens_alpha() -> None:

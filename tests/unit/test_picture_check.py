@@ -78,16 +78,26 @@ def test_band_is_drawn_only_where_rules_allow() -> None:
     assert outside_band == pytest.approx(GREY, abs=6)  # untouched photo
 
 
-def test_seed_example_draws_and_scales_to_max_side() -> None:
-    photo = grey_photo((1200, 1600))
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((900, 1200), (750, 1000)),  # 1/2 would give 600x800, under 3/4 of 1000: resampled
+        ((1200, 1600), (600, 800)),  # 1/2 gives 800, 3/4 of 1000 or more: kept as decoded
+    ],
+)
+def test_seed_example_draws_and_scales_to_max_side(
+    size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    photo = grey_photo(size)
     result = result_with(Measurements.from_provider(SEED_DETECT_RESULT))
 
     drawn = decode(annotate_check(photo, result, max_side=1000))
 
-    assert drawn.size == (750, 1000)
+    assert drawn.size == expected
+    width, height = expected
     # face_x_occupy 0.637 passes: the face box edge is green; x centre line too.
-    left_edge = round((0.513 - 0.637 / 2) * 750)
-    r, g, _ = drawn.getpixel((left_edge, round(0.70 * 1000)))  # type: ignore[misc]
+    left_edge = round((0.513 - 0.637 / 2) * width)
+    r, g, _ = drawn.getpixel((left_edge, round(0.70 * height)))  # type: ignore[misc]
     assert g > 150 and r < 110
 
 
