@@ -45,11 +45,11 @@ def fit(data: bytes) -> bytes:
         return out.getvalue()
 
 
-async def main() -> None:
-    token = os.environ["BOT_TOKEN"]
-    api = os.environ.get("TELEGRAM_API_URL", "https://api.telegram.org")
-    app_id, secret = os.environ["JUMDATA_APP_ID"], os.environ["JUMDATA_APP_SECRET"]
-    check_url = os.environ["JUMDATA_URL"].rstrip("/") + "/id-phote/check"
+def create(
+    token: str, api: str, app_id: str, secret: str, jumdata_url: str
+) -> tuple[Bot, Dispatcher, aiohttp.ClientSession]:
+    """The bot, its dispatcher and the HTTP session for jumdata (closed by the caller)."""
+    check_url = jumdata_url.rstrip("/") + "/id-phote/check"
     bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api)))
     dispatcher = Dispatcher()
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
@@ -83,6 +83,17 @@ async def main() -> None:
         verdict = "Passed" if data.get("pass") is True else "Failed"
         await message.reply("\n".join([verdict, *(f"- {r}" for r in reasons)]))
 
+    return bot, dispatcher, http
+
+
+async def main() -> None:
+    bot, dispatcher, http = create(
+        os.environ["BOT_TOKEN"],
+        os.environ.get("TELEGRAM_API_URL", "https://api.telegram.org"),
+        os.environ["JUMDATA_APP_ID"],
+        os.environ["JUMDATA_APP_SECRET"],
+        os.environ["JUMDATA_URL"],
+    )
     try:
         await dispatcher.start_polling(bot, handle_signals=True, close_bot_session=True)
     finally:

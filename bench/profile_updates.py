@@ -7,7 +7,9 @@ cProfile; the report gives the CPU time per update by area (this bot's code, aio
 SQLAlchemy, Pillow, ...; the fakes' own share is shown and left out of the rest) and
 the functions that cost most by their own time.
 
-    python -m bench.profile_updates [--updates 200] [--top 15] [--dump PREFIX]
+    python -m bench.profile_updates [--updates 200] [--top 15] [--dump PREFIX] [--minimal]
+
+``--minimal`` profiles ``bench.minimal_bot`` the same way, for the same table side by side.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bench import minimal_bot
 from tests.conftest import portrait_jpeg
 from tests.fakes.jumdata import FakeJumdata
 from tests.fakes.telegram import FakeTelegram
@@ -79,7 +82,7 @@ def report(profile: cProfile.Profile, updates: int, top: int) -> None:
         print(f"    {tottime / updates * 1000:7.3f} ms {calls / updates:7.1f}x  {where} [{name}]")
 
 
-async def main(updates: int, top: int, dump: str) -> None:
+async def main(updates: int, top: int, dump: str, minimal: bool) -> None:
     small = portrait_jpeg(600, 800)
     phone = portrait_jpeg(4000, 3000, quality=90)
     async with FakeTelegram("111:PROFILE-bot") as tg, FakeJumdata() as jumdata:
@@ -97,9 +100,17 @@ async def main(updates: int, top: int, dump: str) -> None:
 
             settings = load_settings()
             setup_logging(settings.log_level)
-            services = await open_services(settings)
-            bot = create_bot(settings)
-            dispatcher = create_dispatcher(settings, services, storage=create_storage(settings))
+            if minimal:
+                bot, dispatcher, http = minimal_bot.create(
+                    tg.token, tg.base_url, jumdata.app_id, jumdata.app_secret, jumdata.base_url
+                )
+                close: Callable[[], Awaitable[None]] = http.close
+            else:
+                services = await open_services(settings)
+                bot = create_bot(settings)
+                storage = create_storage(settings)
+                dispatcher = create_dispatcher(settings, services, storage=storage)
+                close = services.close
             polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False))
             user = 500_000
 
@@ -147,7 +158,7 @@ async def main(updates: int, top: int, dump: str) -> None:
             finally:
                 await dispatcher.stop_polling()
                 await polling
-                await services.close()
+                await close()
 
 
 if __name__ == "__main__":
@@ -155,5 +166,6 @@ if __name__ == "__main__":
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--dump", default="", help="also write pstats files, PREFIX.<scenario>")
+    parser.add_argument("--minimal", action="store_true", help="profile bench.minimal_bot")
     args = parser.parse_args()
-    asyncio.run(main(args.updates, args.top, args.dump))
+    asyncio.run(main(args.updates, args.top, args.dump, args.minimal))

@@ -23,9 +23,21 @@ def help_text() -> str:
     )
 
 
+def start_text(name: str) -> str:
+    """What the bot does and how to begin; the commands are in Telegram's menu and /help."""
+    return "\n\n".join(
+        [
+            _("start.greeting").format(name=name),
+            _("help.intro"),
+            _("start.begin"),
+            _("help.tip_file"),
+        ]
+    )
+
+
 async def on_start(message: Message, state: FSMContext, timers: FlowTimers) -> None:
     await end_flow(state, timers, message)
-    await message.answer(_("start.greeting").format(name=_html(message)) + "\n\n" + help_text())
+    await message.answer(start_text(_html(message)))
 
 
 async def on_help(message: Message) -> None:
