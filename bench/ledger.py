@@ -32,9 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger import Ledger
 from services.models import Operation
@@ -80,14 +79,14 @@ async def bench_one(name: str, database: Database, ops: int, users: int) -> dict
         await ledger.commit(reservation, charged=True, latency_ms=1)
 
     async def select_one(_user: int) -> None:
-        async def work(connection: AsyncConnection) -> None:
-            await connection.execute(text("SELECT 1"))
+        def work(connection: Connection) -> None:
+            connection.execute(text("SELECT 1"))
 
         await database.run(work)
 
     async def insert_one(user: int) -> None:
-        async def work(connection: AsyncConnection) -> None:
-            await connection.execute(
+        def work(connection: Connection) -> None:
+            connection.execute(
                 UsageRecord.__table__.insert().values(  # type: ignore[attr-defined]
                     user_id=user,
                     operation="check",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -73,10 +76,17 @@ def spec_countries(current: Spec | None, *, fresh: bool = False) -> InlineKeyboa
     """Countries (flag and code) four a row, the ICAO baseline, and the generic check (✓
     when ``current`` is None). ``fresh`` for a keyboard under a report (``SpecChoice.fresh``).
 
-    Built row by row: aiogram's builder copies the whole keyboard on every button, which
-    for these 30 buttons cost more than the rest of a /check reply.
+    The same few keyboards go under many replies, so each is built once per language.
     """
+    current_id = None if current is None else current.id
+    return _spec_countries(get_i18n().current_locale, current_id, fresh)
+
+
+@lru_cache(maxsize=256)
+def _spec_countries(_locale: str, current_id: str | None, fresh: bool) -> InlineKeyboardMarkup:
+    """Built row by row: aiogram's builder copies the whole keyboard on every button."""
     specs = catalogue()
+    current = None if current_id is None else specs.get(current_id)
     with_specs = {spec.country for spec in specs.specs}
     order = [c for c in POPULAR_COUNTRIES if c in with_specs]
     order += [c for c in specs.countries if c in with_specs and c not in order]

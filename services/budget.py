@@ -17,6 +17,12 @@ Every write is one conditional UPDATE, so answers arriving out of order from sev
 processes never raise a figure within its period: within one reset period the stored
 ``remain`` only goes down (the smallest figure is the latest), a new period replaces
 it, an older period's answer is ignored, and a back-off is only ever extended.
+
+``before_call`` reads a provider's row at most once every ``KNOWN_FOR`` seconds per
+process (its own writes read it afresh), so a call costs no read: what another process
+learned (a spent account, a back-off) reaches this one within that time, and a call made
+meanwhile is one the provider refuses without charging. Times (resets, back-offs) are
+always judged against the clock of the moment; ``status`` always reads.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    Connection,
     Integer,
     RowMapping,
     String,
@@ -40,7 +48,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.errors import BudgetEffect, ProviderError, ServiceError
 from services.i18n import N_
@@ -59,6 +66,7 @@ PROVIDER_DAY_ZONE = ZoneInfo("Asia/Shanghai")
 # Two reset times closer than this are the same period (remainSeconds drifts with latency).
 SAME_PERIOD = timedelta(minutes=10)
 DEFAULT_BACKOFF = 5.0
+KNOWN_FOR = 1.0  # seconds a provider's row read by ``before_call`` is trusted
 
 
 def utc_now() -> datetime:
@@ -140,6 +148,8 @@ class ProviderBudgets:
         self.reserve = reserve
         self.clock = clock
         self.default_backoff = default_backoff
+        self._known: dict[str, tuple[float, RowMapping | None]] = {}  # read at, row
+        self._written: dict[str, float] = {}  # when this process last changed a row
 
     @classmethod
     def from_settings(
@@ -156,16 +166,35 @@ class ProviderBudgets:
     # ----------------------------------------------------------------- reads
 
     async def get(self, provider: str) -> BudgetStatus | None:
-        async with self.database.read() as connection:
-            row = (
-                await connection.execute(select(_BUDGETS).where(_BUDGETS.c.provider == provider))
+        row = await self._row(provider)
+        return None if row is None else self._status(row, self._now())
+
+    async def _row(self, provider: str) -> RowMapping | None:
+        known = self._known.get(provider)
+        if known is not None and monotonic() - known[0] < KNOWN_FOR:
+            return known[1]
+        read_at = monotonic()
+        row = await self.database.read(
+            lambda connection: connection.execute(
+                select(_BUDGETS).where(_BUDGETS.c.provider == provider)
             ).first()
-        return None if row is None else self._status(row._mapping, self._now())
+        )
+        mapping = None if row is None else row._mapping
+        if self._written.get(provider, -1.0) < read_at:  # not overtaken by our own write
+            self._known[provider] = (read_at, mapping)
+        return mapping
+
+    def _changed(self, provider: str) -> None:
+        self._known.pop(provider, None)
+        self._written[provider] = monotonic()
 
     async def status(self) -> list[BudgetStatus]:
         """Every provider we have heard about, by name."""
-        async with self.database.read() as connection:
-            rows = (await connection.execute(select(_BUDGETS).order_by(_BUDGETS.c.provider))).all()
+        rows = await self.database.read(
+            lambda connection: connection.execute(
+                select(_BUDGETS).order_by(_BUDGETS.c.provider)
+            ).all()
+        )
         now = self._now()
         return [self._status(row._mapping, now) for row in rows]
 
@@ -228,8 +257,8 @@ class ProviderBudgets:
             return
         now = self._now()
 
-        async def work(connection: AsyncConnection) -> None:
-            await self._figures(
+        def work(connection: Connection) -> None:
+            self._figures(
                 connection,
                 provider,
                 now,
@@ -239,6 +268,7 @@ class ProviderBudgets:
             )
 
         await self.database.run(work)
+        self._changed(provider)
 
     async def after_error(self, error: ProviderError) -> None:
         """Record what a failed call says about the provider's budget or pace."""
@@ -257,9 +287,9 @@ class ProviderBudgets:
         if remain is None and remain_times is None and not spent and backoff is None:
             return
 
-        async def work(connection: AsyncConnection) -> None:
+        def work(connection: Connection) -> None:
             if remain is not None or remain_times is not None:
-                await self._figures(
+                self._figures(
                     connection,
                     provider,
                     now,
@@ -268,10 +298,10 @@ class ProviderBudgets:
                     remain_seconds=remain_seconds,
                 )
             else:
-                await self._ensure(connection, provider, now)
+                self._ensure(connection, provider, now)
             budgets = _BUDGETS.c
             if spent:
-                await connection.execute(
+                connection.execute(
                     update(_BUDGETS)
                     .where(budgets.provider == provider)
                     .values(spent=True, spent_code=code, updated=now)
@@ -279,7 +309,7 @@ class ProviderBudgets:
             if backoff is not None:
                 until = literal(backoff, tables.UtcDateTime())
                 longer = or_(budgets.backoff_until.is_(None), budgets.backoff_until < until)
-                await connection.execute(
+                connection.execute(
                     update(_BUDGETS)
                     .where(budgets.provider == provider)
                     .values(
@@ -292,13 +322,14 @@ class ProviderBudgets:
                 )
 
         await self.database.run(work)
+        self._changed(provider)
 
     async def clear(self, provider: str) -> None:
         """The operator topped up or fixed the account: forget everything known about it."""
         now = self._now()
 
-        async def work(connection: AsyncConnection) -> None:
-            await connection.execute(
+        def work(connection: Connection) -> None:
+            connection.execute(
                 update(_BUDGETS)
                 .where(_BUDGETS.c.provider == provider)
                 .values(
@@ -314,17 +345,18 @@ class ProviderBudgets:
             )
 
         await self.database.run(work)
+        self._changed(provider)
 
-    async def _ensure(self, connection: AsyncConnection, provider: str, now: datetime) -> None:
-        await connection.execute(
+    def _ensure(self, connection: Connection, provider: str, now: datetime) -> None:
+        connection.execute(
             upsert(connection, _BUDGETS)
             .values(provider=provider, spent=False, updated=now)
             .on_conflict_do_nothing(index_elements=[_BUDGETS.c.provider])
         )
 
-    async def _figures(
+    def _figures(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         provider: str,
         now: datetime,
         *,
@@ -333,7 +365,7 @@ class ProviderBudgets:
         remain_seconds: int | None,
     ) -> None:
         """One UPDATE: a newer period replaces, the same period keeps the minimum."""
-        await self._ensure(connection, provider, now)
+        self._ensure(connection, provider, now)
         if remain_seconds is not None and remain_seconds > 0:
             resets = now + timedelta(seconds=remain_seconds)
         else:
@@ -356,7 +388,7 @@ class ProviderBudgets:
             lower = and_(is_same, or_(column.is_(None), column > new))
             return case((is_new, new), (lower, new), else_=column)
 
-        await connection.execute(
+        connection.execute(
             update(_BUDGETS)
             .where(budgets.provider == provider)
             .values(

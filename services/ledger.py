@@ -31,8 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, case, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Table, case, delete, func, select, update
 
 from services.errors import ServiceError
 from services.i18n import N_
@@ -217,8 +216,8 @@ class Ledger:
             expires_at=now + self.reservation_ttl,
         )
 
-        async def work(connection: AsyncConnection) -> bool:
-            await _sweep(connection, now, user_id=user_id, operation=operation.value)
+        def work(connection: Connection) -> bool:
+            _sweep(connection, now, user_id=user_id, operation=operation.value)
             counters = _COUNTERS.c
             statement = upsert(connection, _COUNTERS).values(
                 user_id=user_id, operation=operation.value, day=day, used=1
@@ -228,9 +227,9 @@ class Ledger:
                 set_={"used": counters.used + 1},
                 where=None if unlimited else counters.used < self.daily_limit,
             ).returning(counters.used)
-            if (await connection.execute(statement)).first() is None:
+            if (connection.execute(statement)).first() is None:
                 return False
-            await connection.execute(
+            connection.execute(
                 _RESERVATIONS.insert().values(
                     id=reservation.id,
                     user_id=user_id,
@@ -265,13 +264,13 @@ class Ledger:
         """
         now = self._now()
 
-        async def work(connection: AsyncConnection) -> bool:
-            state = await _take(connection, reservation.id)
+        def work(connection: Connection) -> bool:
+            state = _take(connection, reservation.id)
             if state is None:
                 return False
             if charged and state == EXPIRED:
                 # The unit was given back on expiry, but the provider did charge.
-                await connection.execute(
+                connection.execute(
                     upsert(connection, _COUNTERS)
                     .values(
                         user_id=reservation.user_id,
@@ -289,10 +288,8 @@ class Ledger:
                     )
                 )
             elif not charged and state == PENDING:
-                await _give_back(
-                    connection, reservation.user_id, reservation.operation, reservation.day
-                )
-            await connection.execute(
+                _give_back(connection, reservation.user_id, reservation.operation, reservation.day)
+            connection.execute(
                 _USAGE.insert().values(
                     user_id=reservation.user_id,
                     operation=reservation.operation.value,
@@ -310,12 +307,10 @@ class Ledger:
     async def release(self, reservation: Reservation) -> bool:
         """Give the unit back without recording a call (the provider was never asked)."""
 
-        async def work(connection: AsyncConnection) -> bool:
-            state = await _take(connection, reservation.id)
+        def work(connection: Connection) -> bool:
+            state = _take(connection, reservation.id)
             if state == PENDING:
-                await _give_back(
-                    connection, reservation.user_id, reservation.operation, reservation.day
-                )
+                _give_back(connection, reservation.user_id, reservation.operation, reservation.day)
             return state is not None
 
         return await self.database.run(work)
@@ -325,9 +320,9 @@ class Ledger:
         now = self._now()
         day = self.days.day(now)
 
-        async def work(connection: AsyncConnection) -> dict[str, int]:
-            await _sweep(connection, now, user_id=user_id)
-            rows = await connection.execute(
+        def work(connection: Connection) -> dict[str, int]:
+            _sweep(connection, now, user_id=user_id)
+            rows = connection.execute(
                 select(_COUNTERS.c.operation, _COUNTERS.c.used).where(
                     _COUNTERS.c.user_id == user_id, _COUNTERS.c.day == day
                 )
@@ -356,15 +351,15 @@ class Ledger:
         now = self._now()
         oldest_day = self.days.day(now) - timedelta(days=1)
 
-        async def work(connection: AsyncConnection) -> int:
-            released = await _sweep(connection, now)
-            await connection.execute(
+        def work(connection: Connection) -> int:
+            released = _sweep(connection, now)
+            connection.execute(
                 delete(_RESERVATIONS).where(
                     _RESERVATIONS.c.state == EXPIRED,
                     _RESERVATIONS.c.expires_at < now - EXPIRED_KEPT,
                 )
             )
-            await connection.execute(
+            connection.execute(
                 delete(_COUNTERS).where(
                     _COUNTERS.c.day < oldest_day,
                     ~select(_RESERVATIONS.c.id)
@@ -389,13 +384,11 @@ class Ledger:
         """
         today = self.today()
 
-        async def work(connection: AsyncConnection) -> None:
-            await connection.execute(delete(_USERS).where(_USERS.c.id == user_id))
-            await connection.execute(delete(_USAGE).where(_USAGE.c.user_id == user_id))
-            await connection.execute(
-                delete(_RESERVATIONS).where(_RESERVATIONS.c.user_id == user_id)
-            )
-            await connection.execute(
+        def work(connection: Connection) -> None:
+            connection.execute(delete(_USERS).where(_USERS.c.id == user_id))
+            connection.execute(delete(_USAGE).where(_USAGE.c.user_id == user_id))
+            connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.user_id == user_id))
+            connection.execute(
                 delete(_COUNTERS).where(
                     (_COUNTERS.c.user_id == user_id) & (_COUNTERS.c.day < today)
                 )
@@ -410,20 +403,20 @@ class Ledger:
         usage = _USAGE.c
         in_day = (usage.at >= start, usage.at < end)
 
-        async with self.database.read() as connection:
+        def work(connection: Connection) -> Stats:
             charged = func.sum(case((usage.charged, 1), else_=0))
-            calls = await connection.execute(
+            calls = connection.execute(
                 select(usage.operation, usage.provider, func.count(), charged)
                 .where(*in_day)
                 .group_by(usage.operation, usage.provider)
             )
-            errors = await connection.execute(
+            errors = connection.execute(
                 select(usage.provider, usage.code, func.count())
                 .where(*in_day, usage.code.is_not(None))
                 .group_by(usage.provider, usage.code)
             )
             count = func.count().label("calls")
-            busiest = await connection.execute(
+            busiest = connection.execute(
                 select(usage.user_id, count)
                 .where(*in_day)
                 .group_by(usage.user_id)
@@ -440,14 +433,16 @@ class Ledger:
                 busiest=[(int(user), int(n)) for user, n in busiest],
             )
 
+        return await self.database.read(work)
+
 
 def _operation(value: str) -> Operation:
     return Operation(value)
 
 
-async def _take(connection: AsyncConnection, reservation_id: str) -> str | None:
+def _take(connection: Connection, reservation_id: str) -> str | None:
     """Delete the reservation; its state before, or None if it was already gone."""
-    result = await connection.execute(
+    result = connection.execute(
         delete(_RESERVATIONS)
         .where(_RESERVATIONS.c.id == reservation_id)
         .returning(_RESERVATIONS.c.state)
@@ -455,10 +450,10 @@ async def _take(connection: AsyncConnection, reservation_id: str) -> str | None:
     return result.scalar_one_or_none()
 
 
-async def _give_back(
-    connection: AsyncConnection, user_id: int, operation: Operation, day: date, units: int = 1
+def _give_back(
+    connection: Connection, user_id: int, operation: Operation, day: date, units: int = 1
 ) -> None:
-    await connection.execute(
+    connection.execute(
         update(_COUNTERS)
         .where(
             _COUNTERS.c.user_id == user_id,
@@ -469,8 +464,8 @@ async def _give_back(
     )
 
 
-async def _sweep(
-    connection: AsyncConnection,
+def _sweep(
+    connection: Connection,
     now: datetime,
     *,
     user_id: int | None = None,
@@ -486,7 +481,7 @@ async def _sweep(
     if operation is not None:
         statement = statement.where(reservations.operation == operation)
     rows = (
-        await connection.execute(
+        connection.execute(
             statement.values(state=EXPIRED).returning(
                 reservations.user_id, reservations.operation, reservations.day
             )
@@ -494,5 +489,5 @@ async def _sweep(
     ).all()
     by_counter = Counter((row.user_id, row.operation, row.day) for row in rows)
     for (user, operation_name, day), units in sorted(by_counter.items()):
-        await _give_back(connection, user, Operation(operation_name), day, units)
+        _give_back(connection, user, Operation(operation_name), day, units)
     return len(rows)

@@ -11,6 +11,7 @@ engine, which answers in its place.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,7 +25,7 @@ from services.errors import (
     ProviderRateLimitError,
     ProviderUnavailableError,
 )
-from services.ledger import Ledger
+from services.ledger import Ledger, Reservation
 from services.models import Operation, Usage
 from services.providers.base import Provider
 
@@ -44,6 +45,9 @@ class Result(Protocol):
 P = TypeVar("P", bound=Provider)
 X = TypeVar("X")  # what was prepared for it (the fitted photos)
 R = TypeVar("R", bound=Result)
+
+# Work on an answer (drawing its picture) that may run while the call is recorded.
+Then = Callable[[P, X, R], Awaitable[None]]
 
 # Failures after which another engine may well succeed.
 _FALL_BACK_ON = (ProviderUnavailableError, ProviderRateLimitError, ProviderBudgetError)
@@ -77,8 +81,10 @@ class Metering:
         providers: Sequence[P],
         prepare: Callable[[P], Awaitable[X]],
         call: Callable[[P, X], Awaitable[R]],
+        then: Then[P, X, R] | None = None,
     ) -> Answered[P, X, R]:
-        """Try ``providers`` in order (the configured one, then the local fallback)."""
+        """Try ``providers`` in order (the configured one, then the local fallback); ``then``
+        works on the answer while the ledger records the call."""
         fell_back_from: str | None = None
         for index, provider in enumerate(providers):
             last = index == len(providers) - 1
@@ -90,8 +96,12 @@ class Metering:
                 except (ProviderSpent, ProviderBackingOff) as refusal:
                     if last:
                         raise
-                    log.info("%s: %s refused before the call (%s); falling back",
-                             operation.value, name, refusal.message_id)
+                    log.info(
+                        "%s: %s refused before the call (%s); falling back",
+                        operation.value,
+                        name,
+                        refusal.message_id,
+                    )
                     fell_back_from = fell_back_from or name
                     continue
             reservation = await self.ledger.reserve(
@@ -102,30 +112,48 @@ class Metering:
                 result = await call(provider, prepared)
             except ProviderError as error:
                 await self.ledger.commit(
-                    reservation, charged=error.charged, code=error.code,
+                    reservation,
+                    charged=error.charged,
+                    code=error.code,
                     latency_ms=_ms(started),
                 )
                 if provider.billable:
                     await self.budgets.after_error(error)
                 if last or not isinstance(error, _FALL_BACK_ON):
                     raise
-                log.info("%s: %s failed with %s; falling back", operation.value, name,
-                         error.code)
+                log.info("%s: %s failed with %s; falling back", operation.value, name, error.code)
                 fell_back_from = fell_back_from or name
                 continue
             except BaseException:
                 await self.ledger.release(reservation)
                 raise
-            if provider.billable:
-                await self.budgets.after_result(name, result.usage)
-            # A local answer is free for the operator but counts against the user's allowance.
-            await self.ledger.commit(
-                reservation,
-                charged=result.usage.charged or not provider.billable,
-                latency_ms=_ms(started),
-            )
+            books = self._record(provider, reservation, result.usage, _ms(started))
+            await _alongside(books, None if then is None else then(provider, prepared, result))
             return Answered(provider, prepared, result, fell_back_from)
         raise AssertionError("no provider to try")
+
+    async def _record(
+        self, provider: Provider, reservation: Reservation, usage: Usage, latency_ms: int
+    ) -> None:
+        """An answered call: the provider's figures, then the user's unit."""
+        if provider.billable:
+            await self.budgets.after_result(provider.name, usage)
+        # A local answer is free for the operator but counts against the user's allowance.
+        await self.ledger.commit(
+            reservation, charged=usage.charged or not provider.billable, latency_ms=latency_ms
+        )
+
+
+async def _alongside(books: Awaitable[None], work: Awaitable[None] | None) -> None:
+    """Both to the end, the books' failure raised before the work's: a call is recorded
+    however its picture fares."""
+    if work is None:
+        await books
+        return
+    outcomes = await asyncio.gather(books, work, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _ms(started: float) -> int:
@@ -136,8 +164,12 @@ async def run_unmetered(
     providers: Sequence[P],
     prepare: Callable[[P], Awaitable[X]],
     call: Callable[[P, X], Awaitable[R]],
+    then: Then[P, X, R] | None = None,
 ) -> Answered[P, X, R]:
     """The same call with no ledger (a plain script): the first provider only."""
     provider = providers[0]
     prepared = await prepare(provider)
-    return Answered(provider, prepared, await call(provider, prepared), None)
+    result = await call(provider, prepared)
+    if then is not None:
+        await then(provider, prepared, result)
+    return Answered(provider, prepared, result, None)

@@ -16,10 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
+from PIL import Image
+
 from services.errors import ImageError, OperationUnavailable
 from services.images import ImageInfo, PreparedImage, prepare_image_async
 from services.local.measure import file_fields
-from services.metering import Answered, Caller, Metering, Result, run_unmetered
+from services.metering import Answered, Caller, Metering, Result, Then, run_unmetered
 from services.models import (
     CheckResult,
     CompareResult,
@@ -32,7 +34,7 @@ from services.models import (
     Verdict,
 )
 from services.pictures.boxes import annotate_faces_async
-from services.pictures.check import annotate_check_async
+from services.pictures.check import open_canvas, paint_check
 from services.pictures.compare import (
     Shown,
     compare_one_photo_async,
@@ -86,15 +88,18 @@ class OperationService(Generic[P]):
         caller: Caller | None,
         prepare: Callable[[P], Awaitable[X]],
         call: Callable[[P, X], Awaitable[R]],
+        then: Then[P, X, R] | None = None,
     ) -> Answered[P, X, R]:
+        """``then`` (drawing the picture) works on the answer while the call is recorded."""
         providers = [p for p in self.providers if p.available]
         if not providers:
             raise OperationUnavailable(self.operation.value, self.provider.name)
         started = time.perf_counter()
         if self.metering is None or caller is None:
-            answered = await run_unmetered(providers, prepare, call)
+            answered = await run_unmetered(providers, prepare, call, then)
         else:
-            answered = await self.metering.run(self.operation, caller, providers, prepare, call)
+            metering = self.metering
+            answered = await metering.run(self.operation, caller, providers, prepare, call, then)
         usage = answered.result.usage
         log.info(
             "%s via %s%s: charged=%s remain=%s task=%s in %.0f ms",
@@ -109,11 +114,15 @@ class OperationService(Generic[P]):
         return answered
 
     async def _run_one(
-        self, data: bytes, caller: Caller | None, call: Callable[[P, PreparedImage], Awaitable[R]]
+        self,
+        data: bytes,
+        caller: Caller | None,
+        call: Callable[[P, PreparedImage], Awaitable[R]],
+        then: Then[P, PreparedImage, R] | None = None,
     ) -> Answered[P, PreparedImage, R]:
         """One photo, prepared with the limits its provider gives for a photo of its size."""
         return await self._run(
-            caller, lambda provider: prepare_image_async(data, provider.limits_for), call
+            caller, lambda provider: prepare_image_async(data, provider.limits_for), call, then
         )
 
 
@@ -182,15 +191,18 @@ class CheckService(OperationService[Checker]):
         """
         if spec is not None and spec.medium is Medium.OFFICE:
             raise SpecNotCheckable(spec)
-        answered = await self._run_one(data, caller, lambda p, image: p.check(image))
-        result, image = answered.result, answered.prepared
-        judgement = (
-            None
-            if spec is None
-            else judge(
-                spec, as_sent(result.measurements, image.original), estimated=result.estimated
-            )
-        )
+        drawing = _CheckPicture(spec)
+
+        async def prepare(provider: Checker) -> PreparedImage:
+            image = await prepare_image_async(data, provider.limits_for)
+            drawing.start(image)
+            return image
+
+        try:
+            answered = await self._run(caller, prepare, lambda p, image: p.check(image), drawing)
+        finally:
+            await drawing.close()
+        result, image, judgement = answered.result, answered.prepared, drawing.judgement
         log.info(
             "check: pass=%s reasons=%d spec=%s spec_pass=%s",
             result.passed,
@@ -198,8 +210,54 @@ class CheckService(OperationService[Checker]):
             None if spec is None else spec.id,
             None if judgement is None else judgement.passed,
         )
-        picture = await annotate_check_async(image, result, judgement)
-        return CheckOutcome(result, image, picture, answered.fell_back_from, judgement)
+        return CheckOutcome(result, image, drawing.picture, answered.fell_back_from, judgement)
+
+
+def _seen(task: asyncio.Task[Image.Image]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class _CheckPicture:
+    """A check's answer judged against ``spec`` and drawn: ``Metering``'s ``then``.
+
+    ``start`` decodes the photo to draw on while the provider works, so only the drawing
+    waits for the answer; ``close`` drops a canvas no answer came for.
+    """
+
+    def __init__(self, spec: Spec | None) -> None:
+        self.spec = spec
+        self.judgement: Judgement | None = None
+        self.picture = b""
+        self._canvas: tuple[PreparedImage, asyncio.Task[Image.Image]] | None = None
+
+    def start(self, image: PreparedImage) -> None:
+        self._drop()
+        task = asyncio.create_task(asyncio.to_thread(open_canvas, image))
+        task.add_done_callback(_seen)  # a canvas no answer came for may fail unheard
+        self._canvas = (image, task)
+
+    async def __call__(self, _provider: Checker, image: PreparedImage, result: CheckResult) -> None:
+        if self.spec is not None:
+            measured = as_sent(result.measurements, image.original)
+            self.judgement = judge(self.spec, measured, estimated=result.estimated)
+        started, self._canvas = self._canvas, None
+        if started is not None and started[0] is image:
+            canvas = await started[1]
+        else:
+            canvas = await asyncio.to_thread(open_canvas, image)
+        self.picture = await asyncio.to_thread(paint_check, canvas, result, self.judgement)
+
+    def _drop(self) -> None:
+        if self._canvas is not None:
+            self._canvas[1].cancel()
+            self._canvas = None
+
+    async def close(self) -> None:
+        if self._canvas is not None:
+            task = self._canvas[1]
+            self._drop()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,25 +299,23 @@ class CompareService(OperationService[Comparer]):
         ) -> CompareResult:
             return await provider.compare(*images)
 
-        answered = await self._run(caller, prepare, call)
-        result, (a, b) = answered.result, answered.prepared
-        thresholds = answered.provider.thresholds
-        verdict = self._judged(result, thresholds)
-        picture = await compare_side_by_side_async(
-            Shown(a, result.faces_a, result.index_a),
-            Shown(b, result.faces_b, result.index_b),
-            result.score,
-            same=verdict is not Verdict.DIFFERENT,
-        )
-        return CompareOutcome(
-            result,
-            verdict,
-            thresholds,
-            (a, b),
-            (result.face_a(), result.face_b()),
-            picture,
-            answered.fell_back_from,
-        )
+        drawn: list[bytes] = []
+
+        async def draw(
+            provider: Comparer, images: tuple[PreparedImage, PreparedImage], result: CompareResult
+        ) -> None:
+            a, b = images
+            drawn.append(
+                await compare_side_by_side_async(
+                    Shown(a, result.faces_a, result.index_a),
+                    Shown(b, result.faces_b, result.index_b),
+                    result.score,
+                    same=self._judged(result, provider.thresholds) is not Verdict.DIFFERENT,
+                )
+            )
+
+        answered = await self._run(caller, prepare, call, draw)
+        return self._outcome(answered, answered.prepared, drawn)
 
     async def compare_within(self, data: bytes, caller: Caller | None = None) -> CompareOutcome:
         """The two faces of one photo compared with each other (a selfie holding an ID card),
@@ -277,30 +333,30 @@ class CompareService(OperationService[Comparer]):
                 raise NotAPair(None)
             return await provider.compare_within(image)
 
-        answered = await self._run_one(data, caller, call)
-        result, image = answered.result, answered.prepared
-        thresholds = answered.provider.thresholds
-        verdict = self._judged(result, thresholds)
-        picture = await compare_one_photo_async(
-            image,
-            result.faces_a,
-            (result.index_a, result.index_b),
-            result.score,
-            same=verdict is not Verdict.DIFFERENT,
-        )
-        return CompareOutcome(
-            result,
-            verdict,
-            thresholds,
-            (image,),
-            (result.face_a(), result.face_b()),
-            picture,
-            answered.fell_back_from,
-        )
+        drawn: list[bytes] = []
 
-    @staticmethod
-    def _judged(result: CompareResult, thresholds: CompareThresholds) -> Verdict:
-        verdict = thresholds.verdict(result.score, result.candidates)
+        async def draw(provider: Comparer, image: PreparedImage, result: CompareResult) -> None:
+            drawn.append(
+                await compare_one_photo_async(
+                    image,
+                    result.faces_a,
+                    (result.index_a, result.index_b),
+                    result.score,
+                    same=self._judged(result, provider.thresholds) is not Verdict.DIFFERENT,
+                )
+            )
+
+        answered = await self._run_one(data, caller, call, draw)
+        return self._outcome(answered, (answered.prepared,), drawn)
+
+    def _outcome(
+        self,
+        answered: Answered[Comparer, X, CompareResult],
+        images: tuple[PreparedImage, ...],
+        drawn: list[bytes],
+    ) -> CompareOutcome:
+        result, thresholds = answered.result, answered.provider.thresholds
+        verdict = self._judged(result, thresholds)
         log.info(
             "compare: score=%.3f verdict=%s faces=%d/%d compared=%d/%d of %d%s",
             result.score,
@@ -312,7 +368,20 @@ class CompareService(OperationService[Comparer]):
             result.candidates,
             " (one photo)" if result.one_photo else "",
         )
-        return verdict
+        [picture] = drawn
+        return CompareOutcome(
+            result,
+            verdict,
+            thresholds,
+            images,
+            (result.face_a(), result.face_b()),
+            picture,
+            answered.fell_back_from,
+        )
+
+    @staticmethod
+    def _judged(result: CompareResult, thresholds: CompareThresholds) -> Verdict:
+        return thresholds.verdict(result.score, result.candidates)
 
 
 async def _prepare_nth(data: bytes, provider: Provider, nth: int) -> PreparedImage:
@@ -335,12 +404,26 @@ class FacesOutcome:
     fell_back_from: str | None = None
 
 
-async def _faces_outcome(
-    answered: Answered[P, PreparedImage, FacesResult], *, draw_landmarks: bool
-) -> FacesOutcome:
-    faces = tuple(sorted(answered.result.faces, key=lambda face: face.box.area, reverse=True))
-    picture = await annotate_faces_async(answered.prepared, faces, draw_landmarks=draw_landmarks)
-    return FacesOutcome(answered.result, faces, answered.prepared, picture, answered.fell_back_from)
+class _FacesPicture:
+    """Detect's or analyze's faces, largest first, drawn: ``Metering``'s ``then``."""
+
+    def __init__(self, *, draw_landmarks: bool) -> None:
+        self.draw_landmarks = draw_landmarks
+        self.faces: tuple[Face, ...] = ()
+        self.picture = b""
+
+    async def __call__(
+        self, _provider: Provider, image: PreparedImage, result: FacesResult
+    ) -> None:
+        self.faces = tuple(sorted(result.faces, key=lambda face: face.box.area, reverse=True))
+        self.picture = await annotate_faces_async(
+            image, self.faces, draw_landmarks=self.draw_landmarks
+        )
+
+    def outcome(self, answered: Answered[P, PreparedImage, FacesResult]) -> FacesOutcome:
+        return FacesOutcome(
+            answered.result, self.faces, answered.prepared, self.picture, answered.fell_back_from
+        )
 
 
 class DetectService(OperationService[Detector]):
@@ -349,22 +432,25 @@ class DetectService(OperationService[Detector]):
     async def detect(
         self, data: bytes, *, attributes: bool = False, caller: Caller | None = None
     ) -> FacesOutcome:
+        drawing = _FacesPicture(draw_landmarks=True)
         answered = await self._run_one(
             data,
             caller,
             lambda p, image: p.detect(image, max_faces=DETECT_MAX_FACES, attributes=attributes),
+            drawing,
         )
-        return await _faces_outcome(answered, draw_landmarks=True)
+        return drawing.outcome(answered)
 
 
 class AnalyzeService(OperationService[Analyzer]):
     operation = Operation.ANALYZE
 
     async def analyze(self, data: bytes, caller: Caller | None = None) -> FacesOutcome:
+        drawing = _FacesPicture(draw_landmarks=False)
         answered = await self._run_one(
-            data, caller, lambda p, image: p.analyze(image, max_faces=ANALYZE_MAX_FACES)
+            data, caller, lambda p, image: p.analyze(image, max_faces=ANALYZE_MAX_FACES), drawing
         )
-        return await _faces_outcome(answered, draw_landmarks=False)
+        return drawing.outcome(answered)
 
 
 AnyService = CheckService | CompareService | DetectService | AnalyzeService

@@ -160,6 +160,7 @@ def gender_from(probabilities: np.ndarray) -> tuple[Gender, float]:
 def _session(path: Path, size: int, classes: int) -> Any:
     """One onnxruntime session, checked to take ``size`` px chips and give ``classes`` values."""
     import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

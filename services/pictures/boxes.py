@@ -216,5 +216,3 @@ def _label_font(
 def _bbox(font: Font, text: str) -> tuple[int, int, int, int]:
     left, top, right, bottom = font.getbbox(text)
     return (round(left), round(top), round(right), round(bottom))
-
-

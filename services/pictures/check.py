@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from services.images import PreparedImage, open_for_drawing
 from services.models import CheckResult, Measurements
 from services.pictures.common import FAIL, PASS, Colour, jpeg
+from services.pictures.common import font as sized_font
 from services.rules import RULES_BY_FIELD, RuleOutcome
 from services.specs.judge import Judgement, RuleKind, RuleState, RuleUnit, SpecRule
 
@@ -50,10 +51,7 @@ def annotate_check(
 ) -> bytes:
     """JPEG bytes of a copy of ``image`` with ``result``'s measurements drawn on it;
     with ``judgement``, the document's bands in place of the generic ones."""
-    canvas = open_for_drawing(image.data, max_side, draft_share=_DRAFT_SHARE)
-    painter = _Painter.on(canvas, result, judgement)
-    painter.paint()
-    return jpeg(painter.image)
+    return paint_check(open_canvas(image, max_side), result, judgement)
 
 
 async def annotate_check_async(
@@ -64,6 +62,18 @@ async def annotate_check_async(
     max_side: int = 1280,
 ) -> bytes:
     return await asyncio.to_thread(annotate_check, image, result, judgement, max_side=max_side)
+
+
+def open_canvas(image: PreparedImage, max_side: int = 1280) -> Image.Image:
+    """The copy of ``image`` a check is drawn on: it can be decoded before the answer comes."""
+    return open_for_drawing(image.data, max_side, draft_share=_DRAFT_SHARE)
+
+
+def paint_check(canvas: Image.Image, result: CheckResult, judgement: Judgement | None) -> bytes:
+    """``annotate_check`` on a canvas from ``open_canvas``, which it draws on."""
+    painter = _Painter.on(canvas, result, judgement)
+    painter.paint()
+    return jpeg(painter.image)
 
 
 def _ratio(value: object) -> float | None:
@@ -173,7 +183,7 @@ class _Painter:
             measurements=m,
             outcomes=result.outcomes,
             line=max(2, round(short / 200)),
-            font=ImageFont.load_default(size=max(10, round(short / 36))),
+            font=sized_font(max(10, round(short / 36))),
             spec=None if judgement is None else _SpecView.of(judgement, image.size, m),
         )
 

@@ -274,9 +274,7 @@ def _overview(
     short = min(width, height)
     for mark in marks:
         line = max(2, round(short / 90)) if mark.compared else max(1, round(short / 256))
-        draw.rectangle(
-            mark.box, outline=colour if mark.compared else OTHER_FACE_COLOUR, width=line
-        )
+        draw.rectangle(mark.box, outline=colour if mark.compared else OTHER_FACE_COLOUR, width=line)
     if numbers:
         px = max(MIN_LABEL_PX, round(short * _TAG_SHARE * 0.6))
         for mark in marks:

@@ -461,8 +461,15 @@ def signed_request(
     headers = {"Content-Type": "application/json"}
     headers.update(
         jdcloud_sign(
-            "POST", url, headers, body, access_key, secret_key,
-            region=region, service=service, now=now,
+            "POST",
+            url,
+            headers,
+            body,
+            access_key,
+            secret_key,
+            region=region,
+            service=service,
+            now=now,
         )
     )
     return HttpRequest(url, body, headers)

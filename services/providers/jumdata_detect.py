@@ -201,9 +201,7 @@ def detect_error_for_code(
     provider: str, code: int, msg: str | None, *, charged: bool, task_no: str | None
 ) -> ProviderError:
     """The check's ``error_for_code`` with detect's own 201 and photo-related 400."""
-    return error_for_code(
-        provider, code, msg, charged=charged, task_no=task_no, codes=DETECT_CODES
-    )
+    return error_for_code(provider, code, msg, charged=charged, task_no=task_no, codes=DETECT_CODES)
 
 
 def parse_detect(reply: HttpReply, *, provider: str = PROVIDER) -> FacesResult:

@@ -112,7 +112,6 @@ class Spec:
     notes: tuple[str, ...]  # what the authority adds that is not measured (English)
     shape: float | None = None  # width over height where the authority states it outright
 
-
     @property
     def aspect(self) -> float | None:
         """Width over height: as stated, of the print, or of the pixel bounds' middle."""

@@ -1,7 +1,9 @@
-"""The async engine, its sessions and the migrations run at start-up.
+"""The store's engines, its transactions and the migrations run at start-up.
 
-One ``Database`` per process. SQLite (the default) gets a parent folder, WAL mode, a
-busy timeout and ``BEGIN IMMEDIATE`` transactions, so several connections (and
+One ``Database`` per process. SQLite (the default) gets a parent folder, WAL mode
+(with ``synchronous = NORMAL``: a commit is not flushed to disk until the next
+checkpoint, so a power cut may lose the last moments of the ledger, never corrupt it),
+a busy timeout and ``BEGIN IMMEDIATE`` transactions, so several connections (and
 several processes) can share the file: a writer waits for the lock instead of
 failing half-way through a transaction. PostgreSQL needs nothing special; the
 migrations take an advisory lock so two processes starting together do not race.
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,23 +24,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Table, event, text
+from sqlalchemy import Connection, Engine, Table, event, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_READERS = 2  # worker threads reading a SQLite file (one more writes)
 # pg_advisory_xact_lock key held while migrating: any constant shared by all processes.
 MIGRATION_LOCK = 0x66616365  # "face"
 # SQLSTATEs after which the whole transaction can simply run again.
@@ -47,17 +47,32 @@ _BEGIN_OPTION = "facecheck_sqlite_begin"
 
 
 class Database:
-    """An async engine and its session factory; ``close()`` when the process ends."""
+    """The store: ``run`` a write transaction, ``read`` a consistent look; ``close()`` when
+    the process ends.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    The work is plain SQLAlchemy Core on a sync ``Connection``. On PostgreSQL it runs through
+    the async engine (``AsyncConnection.run_sync``). On a SQLite file it runs whole in a
+    worker thread on the standard driver: one hand-over per transaction, where aiosqlite
+    hands every cursor call (begin, execute, fetch, close, commit) to its thread and back,
+    about fifteen for a quota reservation. Writes go to one thread, in turn; reads to two
+    more. ``engine`` (async) stays for migrations and for code that wants a connection.
+    """
+
+    def __init__(self, engine: AsyncEngine, sqlite: Engine | None = None) -> None:
         self.engine = engine
-        self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            engine, expire_on_commit=False
-        )
-        # SQLite has one writer at a time: queue this process's writers here rather
-        # than in SQLite's busy handler, which sleeps in steps of up to 100 ms.
-        self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._readers = engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+        self.sqlite = sqlite  # what a SQLite file's transactions run on
+        self._sqlite_readers = (
+            None if sqlite is None else sqlite.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+        )
+        self._writer = self._reader = None
+        if sqlite is not None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+            self._reader = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="sqlite-read")
+        # SQLite has one writer at a time: on the async engine (an in-memory database,
+        # migrations), queue this process's writers here rather than in SQLite's busy
+        # handler, which sleeps in steps of up to 100 ms.
+        self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -70,15 +85,35 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction: committed on success, rolled back on error."""
+        """One write transaction on the async engine: committed on success, rolled back on
+        error."""
         async with self._write_turn(), self.engine.begin() as connection:
             yield connection
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only look (on SQLite a deferred transaction, which never waits for writers)."""
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work``'s look at the store (on SQLite a deferred transaction, which never waits
+        for writers)."""
+        if self._sqlite_readers is not None:
+            return await _in_thread(
+                self._reader, partial(_once, self._sqlite_readers.connect, work)
+            )
         async with self._readers.connect() as connection:
-            yield connection
+            return await connection.run_sync(work)
+
+    async def run(self, work: Callable[[Connection], T], *, attempts: int = 5) -> T:
+        """Run ``work`` in a write transaction, again after a deadlock or a busy file."""
+        for attempt in range(attempts):
+            try:
+                if self.sqlite is not None:
+                    return await _in_thread(self._writer, partial(_once, self.sqlite.begin, work))
+                async with self.transaction() as connection:
+                    return await connection.run_sync(work)
+            except DBAPIError as error:
+                if attempt + 1 >= attempts or not _retryable(error):
+                    raise
+                log.info("transaction retried after %s", type(error.orig).__name__)
+                await asyncio.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
@@ -88,21 +123,26 @@ class Database:
         async with self._writers:
             yield
 
-    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 5) -> T:
-        """Run ``work`` in a write transaction, again after a deadlock or a busy file."""
-        for attempt in range(attempts):
-            try:
-                async with self.transaction() as connection:
-                    return await work(connection)
-            except DBAPIError as error:
-                if attempt + 1 >= attempts or not _retryable(error):
-                    raise
-                log.info("transaction retried after %s", type(error.orig).__name__)
-                await asyncio.sleep(0.01 * 2**attempt)
-        raise AssertionError("unreachable")
-
     async def close(self) -> None:
+        for pool in (self._writer, self._reader):
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown)
+        if self.sqlite is not None:
+            self.sqlite.dispose()
         await self.engine.dispose()
+
+
+def _once(
+    open_: Callable[[], AbstractContextManager[Connection]], work: Callable[[Connection], T]
+) -> T:
+    with open_() as connection:
+        return work(connection)
+
+
+async def _in_thread(pool: ThreadPoolExecutor | None, call: Callable[[], T]) -> T:
+    """``call`` in ``pool``'s thread. Cancelled meanwhile, the transaction still ends there,
+    committed or rolled back: a reservation left so expires like one of a process that died."""
+    return await asyncio.get_running_loop().run_in_executor(pool, call)
 
 
 def _retryable(error: DBAPIError) -> bool:
@@ -129,15 +169,39 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         return create_async_engine(url, **options)
 
     database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
+    if _is_file(database):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # Every connection is used in a block that ends its transaction (``Database``'s, or
     # SQLAlchemy's own on close), so the pool's rollback on return would be a second one:
     # a round trip to aiosqlite's thread, about a fifth of a small transaction's time.
     options.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, **options)
+    _tune_sqlite(engine.sync_engine)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def create_sqlite_engine(url: str) -> Engine | None:
+    """The standard-driver engine ``Database`` runs a SQLite file's transactions on, in its
+    worker threads; None for another database, or SQLite in memory (one per connection)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not _is_file(parsed.database or ""):
+        return None
+    engine = create_sync_engine(
+        parsed.set(drivername="sqlite+pysqlite"),
+        connect_args={"check_same_thread": False},  # pooled across the worker threads
+        pool_size=1 + SQLITE_READERS,
+        pool_reset_on_return=None,
+    )
+    _tune_sqlite(engine)
+    return engine
+
+
+def _is_file(database: str) -> bool:
+    return bool(database) and database != ":memory:" and not database.startswith("file:")
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # SQLAlchemy, not the driver, begins transactions (see _begin).
         dbapi_connection.isolation_level = None
@@ -149,15 +213,13 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         # Writers take the write lock up front: a deferred transaction that reads and
         # then writes fails with "database is locked" (no waiting) when another
         # connection committed in between; an immediate one waits its turn.
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
         connection.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -235,7 +297,7 @@ async def open_database(url: str, *, migrate: bool = True, **engine_options: Any
 
     ``engine_options`` go to ``create_async_engine`` (``pool_size``, ``connect_args``…).
     """
-    database = Database(create_engine(url, **engine_options))
+    database = Database(create_engine(url, **engine_options), create_sqlite_engine(url))
     if migrate:
         try:
             before, after = await _migrate(database)

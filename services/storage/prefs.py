@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Table, delete, or_, select, update
 
 from services.prefs import Choices
 from services.storage import tables
@@ -33,16 +32,18 @@ class DbPreferences:
         self.clock = clock
 
     async def get_locale(self, user_id: int) -> str | None:
-        async with self.database.read() as connection:
-            result = await connection.execute(select(_USERS.c.locale).where(_USERS.c.id == user_id))
-            return result.scalar_one_or_none()
+        return await self.database.read(
+            lambda connection: connection.execute(
+                select(_USERS.c.locale).where(_USERS.c.id == user_id)
+            ).scalar_one_or_none()
+        )
 
     async def set_locale(self, user_id: int, locale: str) -> None:
-        async def work(connection: AsyncConnection) -> None:
+        def work(connection: Connection) -> None:
             statement = upsert(connection, _USERS).values(
                 id=user_id, locale=locale, created=self.clock()
             )
-            await connection.execute(
+            connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=[_USERS.c.id], set_={"locale": statement.excluded.locale}
                 )
@@ -51,26 +52,26 @@ class DbPreferences:
         await self.database.run(work)
 
     async def get_spec(self, user_id: int) -> str | None:
-        async with self.database.read() as connection:
-            result = await connection.execute(select(_USERS.c.spec).where(_USERS.c.id == user_id))
-            return result.scalar_one_or_none()
+        return await self.database.read(
+            lambda connection: connection.execute(
+                select(_USERS.c.spec).where(_USERS.c.id == user_id)
+            ).scalar_one_or_none()
+        )
 
     async def set_spec(self, user_id: int, spec: str | None) -> None:
         if spec is not None and len(spec) > tables.SPEC_LENGTH:
             # PostgreSQL would refuse it and SQLite keep it: refuse it on both.
             raise ValueError(f"spec id longer than {tables.SPEC_LENGTH} characters: {spec[:80]!r}")
 
-        async def work(connection: AsyncConnection) -> None:
+        def work(connection: Connection) -> None:
             if spec is None:
                 # Back to the generic check: nothing to store for a user we do not know.
-                await connection.execute(
-                    update(_USERS).where(_USERS.c.id == user_id).values(spec=None)
-                )
+                connection.execute(update(_USERS).where(_USERS.c.id == user_id).values(spec=None))
                 return
             statement = upsert(connection, _USERS).values(
                 id=user_id, spec=spec, created=self.clock()
             )
-            await connection.execute(
+            connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=[_USERS.c.id], set_={"spec": statement.excluded.spec}
                 )
@@ -79,26 +80,31 @@ class DbPreferences:
         await self.database.run(work)
 
     async def forget(self, user_id: int) -> None:
-        async def work(connection: AsyncConnection) -> None:
-            await connection.execute(delete(_USERS).where(_USERS.c.id == user_id))
+        def work(connection: Connection) -> None:
+            connection.execute(delete(_USERS).where(_USERS.c.id == user_id))
 
         await self.database.run(work)
 
     async def load(self) -> dict[int, Choices]:
         users = _USERS.c
-        async with self.database.read() as connection:
-            result = await connection.execute(
+
+        def work(connection: Connection) -> dict[int, Choices]:
+            result = connection.execute(
                 select(users.id, users.locale, users.spec).where(
                     or_(users.locale.is_not(None), users.spec.is_not(None))
                 )
             )
             return {row.id: Choices(row.locale, row.spec) for row in result}
 
+        return await self.database.read(work)
+
     async def choices(self, user_id: int) -> Choices:
         users = _USERS.c
-        async with self.database.read() as connection:
-            result = await connection.execute(
+
+        def work(connection: Connection) -> Choices:
+            row = connection.execute(
                 select(users.locale, users.spec).where(users.id == user_id)
-            )
-            row = result.first()
+            ).first()
             return Choices() if row is None else Choices(row.locale, row.spec)
+
+        return await self.database.read(work)

@@ -2111,7 +2111,7 @@ class FakeTelegram:
             if long_side > box:
                 scale = box / long_side
                 target = (max(1, round(width * scale)), max(1, round(height * scale)))
-                source = source.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
+                source = source.resize(target, Image.Resampling.BILINEAR, reducing_gap=1.0)
                 copies[box] = source
             else:
                 copies[box] = image

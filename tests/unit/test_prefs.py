@@ -234,11 +234,15 @@ def statements(database: Database) -> Iterator[list[str]]:
         if sql.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT"}:
             seen.append(sql)
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    # A SQLite file's transactions run on its standard-driver engine, the rest on the async one.
+    engines = [database.engine.sync_engine, *([database.sqlite] if database.sqlite else [])]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_each_call_is_one_statement(database: Database) -> None:
