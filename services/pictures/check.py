@@ -230,29 +230,48 @@ class _Painter:
     # -- elements
 
     def _bands(self) -> None:
-        """The allowed ranges, as see-through stripes, for the values that were measured."""
-        overlay = Image.new("RGBA", self.image.size, (0, 0, 0, 0))
-        shade = ImageDraw.Draw(overlay)
-        drawn = False
+        """The allowed ranges, as see-through stripes, for the values that were measured:
+        the face's centre down the photo, the eye line across it, the eye line's colour
+        where they cross. Each tints only its own pixels (the same pixels as laying one
+        see-through overlay on the whole photo, at a third of the cost)."""
+        down: tuple[tuple[int, int, int, int], Colour] | None = None
+        across: tuple[tuple[int, int, int, int], Colour] | None = None
         rule = RULES_BY_FIELD.get("face_x_center")
         if rule and rule.low is not None and rule.high is not None:
             if self.value("face_x_center") is not None:
-                box: tuple[float, float, float, float] = (
-                    self.x(rule.low),
-                    0,
-                    self.x(rule.high),
-                    self.height,
-                )
-                shade.rectangle(box, fill=(*self.colour("face_x_center"), _BAND_ALPHA))
-                drawn = True
+                box = self._pixels(self.x(rule.low), 0, self.x(rule.high), self.height)
+                down = box, self.colour("face_x_center")
         rule = RULES_BY_FIELD.get("eyes_y_center")
         if rule and rule.low is not None and rule.high is not None:
             if self.value("eyes_y_center") is not None:
-                box = (0, self.y(rule.low), self.width, self.y(rule.high))
-                shade.rectangle(box, fill=(*self.colour("eyes_y_center"), _BAND_ALPHA))
-                drawn = True
-        if drawn:
-            self._blend(overlay)
+                box = self._pixels(0, self.y(rule.low), self.width, self.y(rule.high))
+                across = box, self.colour("eyes_y_center")
+        if down is not None:
+            (left, top, right, bottom), colour = down
+            if across is None:
+                self._tint((left, top, right, bottom), colour)
+            else:
+                _, cut_top, _, cut_bottom = across[0]
+                self._tint((left, top, right, cut_top), colour)
+                self._tint((left, cut_bottom, right, bottom), colour)
+        if across is not None:
+            self._tint(*across)
+
+    def _pixels(self, x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
+        """The pixels ``ImageDraw.rectangle`` fills for these corners (truncated, both ends
+        in), as a box ``paste`` takes, inside the picture."""
+        return (
+            max(0, int(x0)),
+            max(0, int(y0)),
+            min(self.width, int(x1) + 1),
+            min(self.height, int(y1) + 1),
+        )
+
+    def _tint(self, box: tuple[int, int, int, int], colour: Colour) -> None:
+        left, top, right, bottom = box
+        if right > left and bottom > top:
+            alpha = Image.new("L", (right - left, bottom - top), _BAND_ALPHA)
+            self.image.paste(colour, box, alpha)
 
     def _spec_spans(self, view: _SpecView) -> list[tuple[float, float, RuleKind]]:
         """Where the document wants the crown, the crown's margin and the eye line: rows of

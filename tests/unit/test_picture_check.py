@@ -7,13 +7,13 @@ import math
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from services.images import CHECK_LIMITS_JUMDATA, PreparedImage, prepare_image
 from services.models import CheckResult, Measurements, Usage
-from services.pictures.check import NEUTRAL, annotate_check, annotate_check_async
+from services.pictures.check import NEUTRAL, _Painter, annotate_check, annotate_check_async
 from services.pictures.common import FAIL, PASS
-from services.rules import evaluate
+from services.rules import RULES_BY_FIELD, evaluate
 from services.specs import Medium, Range, Spec
 from services.specs.judge import CropPlan, Judgement, RuleKind, RuleState, judge
 from tests.fakes.jumdata import SEED_DETECT_RESULT
@@ -76,6 +76,34 @@ def test_band_is_drawn_only_where_rules_allow() -> None:
 
     assert inside_band != pytest.approx(GREY, abs=6)  # tinted
     assert outside_band == pytest.approx(GREY, abs=6)  # untouched photo
+
+
+@pytest.mark.parametrize("size", [(600, 800), (333, 517)])
+@pytest.mark.parametrize(
+    ("face_x", "eyes_y"), [(0.5, 0.5), (0.1, 0.9), (None, 0.45), (0.55, None)]
+)
+def test_the_bands_tint_the_pixels_an_overlay_would(
+    size: tuple[int, int], face_x: float | None, eyes_y: float | None
+) -> None:
+    """Each stripe tints its own pixels; the result is, pixel for pixel, one see-through
+    overlay with both stripes (the eye line's on top) laid on the whole photo."""
+    photo = Image.effect_noise(size, 60).convert("RGB")
+    result = result_with(Measurements(face_x_center=face_x, eyes_y_center=eyes_y))
+    painter = _Painter.on(photo.copy(), result)
+    painter._bands()
+
+    overlay = Image.new("RGBA", size, (0, 0, 0, 0))
+    shade = ImageDraw.Draw(overlay)
+    width, height = size
+    for name, box in (
+        ("face_x_center", lambda r: (r.low * width, 0, r.high * width, height)),
+        ("eyes_y_center", lambda r: (0, r.low * height, width, r.high * height)),
+    ):
+        if result.measurements.value(name) is not None:
+            colour = painter.colour(name)
+            shade.rectangle(box(RULES_BY_FIELD[name]), fill=(*colour, 60))
+    expected = Image.alpha_composite(photo.convert("RGBA"), overlay).convert("RGB")
+    assert painter.image.tobytes() == expected.tobytes()
 
 
 @pytest.mark.parametrize(
