@@ -123,7 +123,11 @@ async def on_error(event: ErrorEvent, i18n: I18n | None = None) -> bool:
 async def on_startup(bot: Bot, i18n: I18n, services: Services, preferences: Preferences) -> None:
     await services.start()
     if isinstance(preferences, CachedPreferences):
-        await preferences.start()
+        try:
+            await preferences.start()
+        except Exception as error:  # Redis or the database, unreachable or refusing
+            await services.close()
+            raise StartupError([f"preferences: cannot load or follow them: {error}"]) from error
     me = await bot.get_me()
     log.info("bot @%s (id %s) started", me.username, me.id)
     await set_commands(bot, i18n)
@@ -272,5 +276,8 @@ async def run_polling(settings: Settings) -> None:
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         await dispatcher.start_polling(bot, handle_signals=True, close_bot_session=True)
+    except StartupError:
+        await bot.session.close()  # aiogram closes it on shutdown, and there was none
+        raise
     finally:
         await storage.close()

@@ -92,3 +92,23 @@ async def test_start_answers_with_only_a_token(tmp_path: Path) -> None:
             process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), 30)
         assert code == 0
+
+
+async def test_an_unreachable_redis_stops_the_bot_with_one_line(tmp_path: Path) -> None:
+    """With ``REDIS_URL`` the users' choices are followed over Redis from the start: a Redis
+    that cannot be reached is a start-up error, not a bot that answers in stale languages."""
+    async with FakeTelegram() as tg:
+        env = {
+            "BOT_TOKEN": tg.token,
+            "TELEGRAM_API_URL": tg.base_url,
+            "REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        }
+        process = await start_bot(env, tmp_path)
+        _out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    stderr = err.decode()
+    assert "Traceback" not in stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("start-up error: preferences: cannot load or follow them: ")
+    assert "127.0.0.1:1" in line
