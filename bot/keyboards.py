@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -82,7 +82,7 @@ def spec_countries(current: Spec | None, *, fresh: bool = False) -> InlineKeyboa
     return _spec_countries(get_i18n().current_locale, current_id, fresh)
 
 
-@lru_cache(maxsize=256)
+@cache  # a few languages times the specs: bounded
 def _spec_countries(_locale: str, current_id: str | None, fresh: bool) -> InlineKeyboardMarkup:
     """Built row by row: aiogram's builder copies the whole keyboard on every button."""
     specs = catalogue()
