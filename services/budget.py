@@ -273,7 +273,7 @@ class ProviderBudgets:
     async def after_error(self, error: ProviderError) -> None:
         """Record what a failed call says about the provider's budget or pace."""
         provider = error.provider
-        code = None if error.code is None else str(error.code)
+        code = None if error.code is None else str(error.code)[: tables.CODE_LENGTH]
         now = self._now()
         remain, remain_times = error.usage.remain, error.usage.remain_times
         remain_seconds = error.usage.remain_seconds

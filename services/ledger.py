@@ -294,7 +294,7 @@ class Ledger:
                     user_id=reservation.user_id,
                     operation=reservation.operation.value,
                     provider=reservation.provider,
-                    code=None if code is None else str(code),
+                    code=None if code is None else str(code)[: tables.CODE_LENGTH],
                     charged=charged,
                     latency_ms=latency_ms,
                     at=now,

@@ -116,6 +116,11 @@ class Reservation(Base):
     )
 
 
+# A provider's code as stored (usage records, budgets): Huawei's ``error_code`` and JD's
+# ``status`` are free text, so a longer one is cut here rather than refused by the column.
+CODE_LENGTH = 255
+
+
 class UsageRecord(Base):
     """One finished provider call: who, what, which provider, its code and whether it cost."""
 
@@ -125,7 +130,8 @@ class UsageRecord(Base):
     user_id: Mapped[int] = mapped_column(BigInteger)
     operation: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str] = mapped_column(String(32))
-    code: Mapped[str | None] = mapped_column(String(32))  # None: the call succeeded
+    # None: the call succeeded. 0004: String(32) before.
+    code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
     charged: Mapped[bool] = mapped_column(Boolean)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -147,7 +153,7 @@ class ProviderBudget(Base):
     remain_times: Mapped[int | None] = mapped_column(Integer)  # calls left in the package
     resets_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     spent: Mapped[bool] = mapped_column(Boolean, default=False)  # until an operator clears it
-    spent_code: Mapped[str | None] = mapped_column(String(32))
+    spent_code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))  # 0004: String(32)
     backoff_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    backoff_code: Mapped[str | None] = mapped_column(String(32))
+    backoff_code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))  # 0004: String(32)
     updated: Mapped[datetime] = mapped_column(UtcDateTime())

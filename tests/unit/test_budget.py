@@ -17,7 +17,9 @@ from services.budget import (
     next_provider_midnight,
 )
 from services.errors import (
+    BudgetEffect,
     ProviderError,
+    ProviderRateLimitError,
     ProviderUnavailableError,
     ServiceError,
 )
@@ -28,6 +30,7 @@ from services.providers.jdcloud import BUSINESS_CODES, SYSTEM_CODES
 from services.providers.jdcloud import FAULTS as JD_FAULTS
 from services.providers.jumdata import CODES
 from services.storage.db import Database
+from services.storage.tables import CODE_LENGTH
 
 if TYPE_CHECKING:
     from tests.db import DatabaseTarget, FakeClock
@@ -253,6 +256,20 @@ async def test_other_errors_leave_the_budget_alone(database: Database, clock: Fa
     await book.after_error(BUSINESS_CODES[10].error("jdcloud", 10, usage=usage))
     (status,) = await book.status()
     assert (status.remain, status.remain_times) == (41, 1000)
+
+
+async def test_a_long_provider_code_is_kept_with_its_back_off(
+    database: Database, clock: FakeClock
+) -> None:
+    book = budgets(database, clock)
+    code = "APIGW." + "x" * 300  # a gateway's free-text code, over any column it had
+    throttled = ProviderRateLimitError(
+        "huawei", code=code, budget=BudgetEffect.BACK_OFF, backoff=30
+    )
+    await book.after_error(throttled)
+    (status,) = await book.status()
+    assert status.backoff_code == code[:CODE_LENGTH]
+    assert status.backoff_until == clock() + timedelta(seconds=30)
 
 
 async def test_answers_out_of_order_never_raise_a_figure_within_its_period(

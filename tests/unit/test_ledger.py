@@ -18,7 +18,7 @@ from services.ledger import CallCount, Ledger, QuotaExceeded, Reservation
 from services.models import Operation
 from services.storage.db import Database
 from services.storage.prefs import DbPreferences
-from services.storage.tables import QuotaCounter, UsageRecord, User
+from services.storage.tables import CODE_LENGTH, QuotaCounter, UsageRecord, User
 from services.storage.tables import Reservation as ReservationRow
 
 if TYPE_CHECKING:
@@ -387,6 +387,23 @@ async def test_the_provider_that_was_reserved_for_is_recorded(database: Database
     await book.commit(reservation, charged=True, latency_ms=12)
     stats = await book.stats()
     assert stats.calls == {(Operation.CHECK, "jumdata"): CallCount(1, 1)}
+
+
+@pytest.mark.parametrize("length", [33, 255, 400])
+async def test_a_long_provider_code_is_recorded_on_every_backend(
+    database: Database, length: int
+) -> None:
+    """Huawei's ``error_code`` and JD's ``status`` are free text: a code over the old
+    32-character column broke the commit on PostgreSQL and left the reservation hanging."""
+    book = ledger(database)
+    code = "E" * length
+    reservation = await book.reserve(USER, Operation.CHECK, "huawei", admin=False)
+    assert await book.commit(reservation, charged=False, code=code, latency_ms=5)
+    async with database.engine.connect() as connection:
+        stored = (await connection.execute(select(UsageRecord.code))).scalar_one()
+    assert stored == code[:CODE_LENGTH]
+    assert await used_in_db(database, USER, Operation.CHECK) == 0  # released, not hanging
+    assert (await book.stats()).errors == {("huawei", code[:CODE_LENGTH]): 1}
 
 
 # ------------------------------------------------------------------ forget, stats, prefs

@@ -62,8 +62,8 @@ async def schema(database: Database) -> dict[str, Any]:
         return await connection.run_sync(_schema)
 
 
-def test_the_head_is_0003() -> None:
-    assert head_revision() == "0003"
+def test_the_head_is_0004() -> None:
+    assert head_revision() == "0004"
 
 
 async def test_a_fresh_database_is_created_at_the_head(database: Database) -> None:
@@ -209,6 +209,42 @@ async def test_0003_downgrades_dropping_the_spec_and_keeping_the_locale(
     assert (await schema(database))["users"] == USERS_0003
     assert (await prefs.get_locale(5), await prefs.get_spec(5)) == ("ru", None)
     # On SQLite the downgrade copied the table (batch mode): nothing else changed.
+    assert await differences(database) == []
+
+
+async def test_0004_widens_the_provider_codes_and_its_downgrade_cuts_them(
+    database: Database,
+) -> None:
+    """Up to 0003 a code over 32 characters was refused by PostgreSQL (``test_ledger`` has
+    the commit that hung on it); 0004 keeps 255, and going back cuts what no longer fits."""
+    long_code, short_code = "Q" * 200, "E" * 20
+    async with database.transaction() as connection:
+        await connection.execute(
+            insert(UsageRecord),
+            [
+                {
+                    "user_id": 1,
+                    "operation": "check",
+                    "provider": "huawei",
+                    "code": code,
+                    "charged": False,
+                    "latency_ms": 1,
+                    "at": NOON,
+                }
+                for code in (long_code, short_code)
+            ],
+        )
+
+    async def codes() -> list[str]:
+        async with database.engine.connect() as connection:
+            found = await connection.execute(select(UsageRecord.code).order_by(UsageRecord.id))
+            return list(found.scalars())
+
+    assert await codes() == [long_code, short_code]
+    await downgrade(database, "0003")
+    assert await codes() == ["Q" * 32, short_code]
+    await upgrade(database)
+    assert await current_revision(database) == head_revision()
     assert await differences(database) == []
 
 
