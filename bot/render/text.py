@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -167,15 +168,77 @@ def split_for_caption(sections: list[str]) -> tuple[str, list[str]]:
 
 
 def pack(sections: list[str]) -> list[str]:
-    """Text messages of at most ``TEXT_LIMIT`` characters, split between lines."""
+    """Text messages of at most ``TEXT_LIMIT`` characters: lines kept whole where they fit,
+    a longer line cut anywhere but inside a tag or an entity. An element cut in two is closed
+    at the end of one message and opened again at the start of the next, so Telegram can
+    parse each message on its own."""
+    return split_html("\n\n".join(sections), TEXT_LIMIT)
+
+
+# A tag, an entity, or a run of plain text (a stray < or & is text too).
+_TOKENS = re.compile(r"<[^<>]*>|&#?\w+;|[^<&]+|[<&]")
+Open = list[tuple[str, str]]  # the elements open: (name, opening tag), outermost first
+
+
+def split_html(text: str, limit: int) -> list[str]:
+    """``text`` (Telegram HTML) in messages of at most ``limit`` UTF-16 units, each whole."""
     messages: list[str] = []
-    for section in sections:
-        separator = "\n\n"
-        for line in section.split("\n"):
-            line = line[:TEXT_LIMIT]
-            if messages and len(messages[-1]) + len(separator) + len(line) <= TEXT_LIMIT:
-                messages[-1] += separator + line
-            else:
-                messages.append(line)
-            separator = "\n"
+    open_: Open = []
+    start = body = ""  # the message so far; ``start``: what it was opened with
+
+    def emit() -> None:
+        nonlocal start, body
+        if body != start:
+            messages.append(body + _closing(open_))
+        start = body = "".join(tag for _name, tag in open_)
+
+    for line in text.split("\n"):
+        if body == start and not line.strip():
+            continue  # no blank lines at a message's start
+        candidate = line if body == start else f"{body}\n{line}"
+        if _units(candidate + _closing(_track(open_, line))) <= limit:
+            body, open_ = candidate, _track(open_, line)
+            continue
+        emit()
+        for token in _TOKENS.findall(line):
+            while _units(body + token + _closing(_track(open_, token))) > limit:
+                room = limit - _units(body + _closing(open_))
+                if token[0] in "<&" or room <= 0:
+                    if body == start:
+                        break  # a tag longer than a message: sent as it is
+                    emit()
+                    continue
+                head = token[:room]
+                while head and _units(head) > room:
+                    head = head[:-1]
+                if not head:  # a character of two units where there is room for one
+                    if body == start:
+                        break
+                    emit()
+                    continue
+                body += head
+                token = token[len(head) :]
+                emit()
+            body += token
+            open_ = _track(open_, token)
+    emit()
     return messages
+
+
+def _units(text: str) -> int:
+    """Telegram's length: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _closing(open_: Open) -> str:
+    return "".join(f"</{name}>" for name, _tag in reversed(open_))
+
+
+def _track(open_: Open, html_text: str) -> Open:
+    """The elements open after ``html_text`` (well formed, as the renderers write it)."""
+    for tag in re.findall(r"<[^<>]*>", html_text):
+        if tag.startswith("</"):
+            open_ = open_[:-1]
+        elif not tag.endswith("/>"):
+            open_ = [*open_, (tag[1:-1].split(None, 1)[0].lower(), tag)]
+    return open_

@@ -121,3 +121,29 @@ def test_long_reports_split_at_whole_sections() -> None:
     assert "\n".join(rest).replace("\n\n", "\n") == (long_ + "\n" + short)
     caption, rest = split_for_caption([short, "tail " * 300])
     assert caption == short and len(caption) <= CAPTION_LIMIT and rest == ["tail " * 300]
+
+
+@pytest.mark.parametrize("limit", [60, 200, 4096])
+def test_long_replies_split_into_messages_telegram_can_parse(limit: int) -> None:
+    """An element cut in two is closed and opened again; nothing is lost but line breaks."""
+    from bot.render.text import TEXT_LIMIT, pack, split_html
+    from tests.fakes.telegram import _parse_html
+
+    notes = "\n".join(f"note {n}: a long remark about the photo, 😀 &amp; more" for n in range(90))
+    text = (
+        "<b>Verdict</b>\n"
+        + f"<i>{notes}</i>\n\n"
+        + '<a href="https://example.org/rules">' + "rule " * 1200 + "</a>\n"
+        + "<b>end</b> &lt;tail&gt;"
+    )
+    messages = split_html(text, limit)
+    assert len(messages) > 1
+    if limit == TEXT_LIMIT:
+        assert pack([text]) == messages
+    contents = []
+    for message in messages:
+        assert len(message.encode("utf-16-le")) // 2 <= limit
+        plain, _entities = _parse_html(message)  # raises on what Telegram would refuse
+        contents.append(plain)
+    whole, _ = _parse_html(text)
+    assert "".join(contents).replace("\n", "") == whole.replace("\n", "")
