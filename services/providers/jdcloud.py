@@ -95,6 +95,9 @@ log = logging.getLogger(__name__)
 PROVIDER: Final = "jdcloud"
 COMPARE_PATH: Final = "/jdai/faceCompareV1"
 ANALYZE_PATH: Final = "/jdai/facePropV1"
+# faceCompareV1's ``score`` is a similarity in [0, 1] (seed 004: "1.00" in the example,
+# thresholds 0.49/0.54/0.58); a rounding step past either end is clamped, more is malformed.
+SCORE_SLACK: Final = 0.01
 MAX_FACE_COUNT: Final = 100
 """facePropV1: ``maxFaceCount`` lies in [1, 100] (default 5)."""
 
@@ -423,10 +426,10 @@ def parse_compare(reply: HttpReply) -> CompareResult:
         raise _business_error(result, usage, message_id=refined)
     msg = text(result.get("msg"))
     score = number(result.get("score"))
-    if score is None:
+    if score is None or not -SCORE_SLACK <= score <= 1 + SCORE_SLACK:
         raise MALFORMED.error(PROVIDER, "malformed", msg=msg, usage=usage)
     return CompareResult(
-        score=score,
+        score=min(1.0, max(0.0, score)),
         faces_a=_faces(result.get("faceItemsA"), None, usage, msg, field="faceItemsA"),
         faces_b=_faces(result.get("faceItemsB"), None, usage, msg, field="faceItemsB"),
         provider=PROVIDER,

@@ -162,6 +162,8 @@ def parse_check_answer(
     if not isinstance(data, Mapping) or not isinstance(data.get("pass"), bool):
         raise answer.malformed()
     raw_reasons = data.get("reasons") or []
+    if not isinstance(raw_reasons, list):  # a charged answer stays charged: see ``malformed``
+        raise answer.malformed()
     reasons = tuple(
         classify_reason(text) for text in raw_reasons if isinstance(text, str) and text.strip()
     )

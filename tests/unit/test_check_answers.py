@@ -164,6 +164,18 @@ def test_charged_answer_with_broken_data_keeps_the_charge() -> None:
     assert caught.value.charged is True
 
 
+@pytest.mark.parametrize("reasons", [7, "too dark", {"0": "x"}, 1.5, True])
+def test_reasons_that_are_not_a_list_are_malformed_and_keep_the_charge(reasons: object) -> None:
+    """A number here raised TypeError: the unit was released and no usage recorded although
+    the answer said ``charge: true``."""
+    body = json.loads(json.dumps(SEED_ANSWER))
+    body["data"]["reasons"] = reasons
+    with pytest.raises(ProviderUnavailableError) as caught:
+        parse_check_answer("jumdata", reply(body))
+    assert caught.value.message_id == "provider.malformed"
+    assert caught.value.charged is True
+
+
 def test_huawei_answer_without_charge_field_counts_code_200_as_charged() -> None:
     body = {k: v for k, v in SEED_ANSWER.items() if k != "charge"}
     assert parse_check_answer("huawei", reply(body), charge_field=False).usage.charged is True

@@ -235,6 +235,22 @@ def test_unreadable_score_is_malformed_and_keeps_charge() -> None:
     assert error.usage.remain == 998
 
 
+@pytest.mark.parametrize("score", ["1e307", 1e307, "1.2", -0.5, "-1e9"])
+def test_a_score_outside_0_to_1_is_malformed_and_keeps_charge(score: object) -> None:
+    """A similarity far outside [0, 1] overflowed in rendering, after the charge was recorded."""
+    answer = json.loads(SEED_004)
+    answer["result"]["score"] = score
+    error = catch(parse_compare, answer)
+    assert error.message_id == "provider.malformed" and error.charged is True
+
+
+@pytest.mark.parametrize(("score", "read"), [("1.005", 1.0), ("-0.004", 0.0), ("0.999", 0.999)])
+def test_a_score_a_rounding_step_outside_is_clamped(score: str, read: float) -> None:
+    answer = json.loads(SEED_004)
+    answer["result"]["score"] = score
+    assert parse_compare(reply(answer)).score == read
+
+
 def test_face_without_box_is_malformed() -> None:
     answer = json.loads(SEED_002)
     del answer["result"]["faceItems"][0]["boundingBox"]
