@@ -31,6 +31,7 @@ from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, PreparedImage
 from services.models import CheckResult, Measurements, Usage
 from services.providers.base import Checker
 from services.providers.http import (
+    RETRY_SAFE_HTTP,
     CloudClient,
     FilePart,
     HttpFaults,
@@ -149,7 +150,12 @@ def read_answer(
     if code != 200:
         if msg:
             log.info("%s answered code %s: %s (task %s)", provider, code, msg, task_no)
-        raise error_for_code(provider, code, msg, charged=charged, task_no=task_no, codes=codes)
+        error = error_for_code(provider, code, msg, charged=charged, task_no=task_no, codes=codes)
+        if reply.status != 200 and reply.status not in RETRY_SAFE_HTTP:
+            # Behind a 504 (or another such status) the call may well have been done and
+            # billed, whatever code the body says: never sent again.
+            error.retry_safe = False
+        raise error
     return answer
 
 

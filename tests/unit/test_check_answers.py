@@ -9,6 +9,7 @@ import pytest
 from services.errors import (
     ProviderAuthError,
     ProviderBudgetError,
+    ProviderError,
     ProviderInputError,
     ProviderRateLimitError,
     ProviderUnavailableError,
@@ -156,6 +157,22 @@ def test_gateway_5xx_is_retry_safe_only_for_502_503() -> None:
     with pytest.raises(ProviderUnavailableError) as caught:
         parse_check_answer("jumdata", reply(b"<html>timeout</html>", 504))
     assert caught.value.code == "http_504"
+
+
+@pytest.mark.parametrize("charge_field", [True, False], ids=["jumdata", "huawei"])
+@pytest.mark.parametrize("code", [500, 501, 610])
+def test_a_retry_safe_code_behind_a_504_is_not_retried(code: int, charge_field: bool) -> None:
+    """jumdata's 500, 501 and 610 say the call was not done, but behind a gateway's 504 the
+    call may well have been done and billed: one user call became three billed requests."""
+    body = {"code": code, "msg": "x", "charge": False}
+    provider = "jumdata" if charge_field else "huawei"
+    with pytest.raises(ProviderError) as caught:
+        parse_check_answer(provider, reply(body, 504), charge_field=charge_field)
+    assert caught.value.code == code and caught.value.retry_safe is False
+    for status in (200, 502, 503):  # a gateway that passed nothing on, or the API itself
+        with pytest.raises(ProviderError) as caught:
+            parse_check_answer(provider, reply(body, status), charge_field=charge_field)
+        assert caught.value.retry_safe is True
 
 
 def test_charged_answer_with_broken_data_keeps_the_charge() -> None:
