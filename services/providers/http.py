@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 MAX_ATTEMPTS: Final = 3
+# The most of an answer read: far above any documented one (jumdata's detect with 120 faces
+# is under 100 KB); a larger body is not read on, so it cannot take the process's memory.
+MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
 # A gateway that answers 502 or 503 did not pass the call on; a 504 may have.
 RETRY_SAFE_HTTP: Final = frozenset({502, 503})
 
@@ -152,7 +155,7 @@ class HttpTransport:
             async with session.post(
                 request.url, data=request.body, headers=dict(request.headers)
             ) as response:
-                return HttpReply(status=response.status, body=await response.read())
+                return HttpReply(status=response.status, body=await self._read(response))
         except aiohttp.ClientConnectorError as error:
             # The connection was never made: nothing can have been processed or charged.
             raise self._unavailable("network", error, sent=False) from None
@@ -160,6 +163,27 @@ class HttpTransport:
             raise self._unavailable("timeout", error, sent=True) from None
         except aiohttp.ClientError as error:
             raise self._unavailable("network", error, sent=True) from None
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, up to ``MAX_REPLY_BYTES``; a larger one is refused unread (the call was
+        made, so it is not repeated)."""
+        declared = response.content_length
+        if declared is not None and declared > MAX_REPLY_BYTES:
+            raise self._too_big(declared)
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > MAX_REPLY_BYTES:
+                raise self._too_big(len(body))
+        return bytes(body)
+
+    def _too_big(self, size: int) -> ProviderError:
+        return ProviderUnavailableError(
+            self.provider,
+            code="too_big",
+            message_id=MALFORMED.message_id,
+            detail=f"{self.provider}: an answer of {size} bytes or more, over {MAX_REPLY_BYTES}",
+        )
 
     def _unavailable(self, code: str, error: BaseException, *, sent: bool) -> ProviderError:
         return ProviderUnavailableError(

@@ -21,6 +21,7 @@ from services.providers.http import (
     HttpFaults,
     HttpReply,
     HttpRequest,
+    HttpTransport,
     json_object,
     multipart_form,
 )
@@ -141,3 +142,46 @@ async def test_each_attempt_is_built_afresh_and_only_safe_failures_repeat(monkey
     with pytest.raises(ProviderInputError):
         await client.run()
     assert client.built == [0]  # the provider looked at the photo: never again
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_an_answer_over_the_cap_is_refused_unread(declared: bool) -> None:
+    """A provider (or a proxy) sending hundreds of MB was read whole: 865 MB of memory."""
+    sent = 0
+    chunk = b"x" * (1024 * 1024)
+    total = 128 * len(chunk)
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        nonlocal sent
+        response = web.StreamResponse()
+        if declared:
+            response.content_length = total
+        await response.prepare(request)
+        try:
+            while sent < total:
+                await response.write(chunk)
+                sent += len(chunk)
+        except (ConnectionResetError, RuntimeError):
+            pass  # the client went away: what the cap is for
+        return response
+
+    async def small(request: web.Request) -> web.Response:
+        return web.json_response({"code": 200, "data": "y" * 1000})
+
+    app = web.Application()
+    app.router.add_post("/huge", huge)
+    app.router.add_post("/small", small)
+    async with TestServer(app) as server:
+        transport = HttpTransport("jumdata", timeout=30)
+        try:
+            ok = await transport.post(HttpRequest(str(server.make_url("/small")), b"{}", {}))
+            assert ok.status == 200 and len(ok.body) > 1000
+            with pytest.raises(ProviderUnavailableError) as caught:
+                await transport.post(HttpRequest(str(server.make_url("/huge")), b"{}", {}))
+        finally:
+            await transport.close()
+    assert caught.value.code == "too_big" and caught.value.message_id == "provider.malformed"
+    assert caught.value.retry_safe is False  # the call was made: it may have been billed
+    # The rest was never read (what was sent went into socket buffers): over the cap
+    # declared, nothing was; streamed, the reading stopped at the cap.
+    assert sent < total // 2
