@@ -379,15 +379,20 @@ class Ledger:
         """Delete what is kept about the user: settings, usage records, past counters.
 
         Today's counters stay (a number under the user's id): forgetting must not hand
-        the user a fresh allowance. A call still in flight keeps its unit and leaves no
-        record.
+        the user a fresh allowance. A call still in flight keeps its reservation and ends as
+        any other: its unit given back if the provider did not charge, and its usage record
+        written, since the books must hold every provider call.
         """
         today = self.today()
 
         def work(connection: Connection) -> None:
             connection.execute(delete(_USERS).where(_USERS.c.id == user_id))
             connection.execute(delete(_USAGE).where(_USAGE.c.user_id == user_id))
-            connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.user_id == user_id))
+            connection.execute(
+                delete(_RESERVATIONS).where(
+                    (_RESERVATIONS.c.user_id == user_id) & (_RESERVATIONS.c.state != PENDING)
+                )
+            )
             connection.execute(
                 delete(_COUNTERS).where(
                     (_COUNTERS.c.user_id == user_id) & (_COUNTERS.c.day < today)

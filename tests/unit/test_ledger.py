@@ -8,7 +8,7 @@ import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import func, select
@@ -428,23 +428,22 @@ async def test_forget_deletes_what_is_kept_but_not_todays_count(database: Databa
     assert (await prefs.get_locale(USER), await prefs.get_spec(USER)) == (None, None)
     assert await prefs.get_spec(USER + 2) is None
     assert (await prefs.get_locale(USER + 1), await prefs.get_spec(USER + 1)) == ("en", "icao")
-    for model, column in (
-        (User, User.id),
-        (ReservationRow, ReservationRow.user_id),
-        (UsageRecord, UsageRecord.user_id),
-    ):
-        assert (
-            await scalar(database, select(func.count()).select_from(model).where(column == USER))
-            == 0
-        )
+    async def rows(model: Any, column: Any) -> int:
+        return await scalar(database, select(func.count()).select_from(model).where(column == USER))
+
+    assert await rows(User, User.id) == 0
+    assert await rows(UsageRecord, UsageRecord.user_id) == 0
+    assert await rows(ReservationRow, ReservationRow.user_id) == 1  # the call in flight
     # Today's count stays, so forgetting is no way around the daily limit.
     remaining = await book.remaining(USER)
     assert remaining[Operation.CHECK].used == 1
-    assert remaining[Operation.DETECT].used == 1  # the call in flight keeps its unit
-    # The call in flight when the user asked to be forgotten leaves no trace either.
-    assert await book.commit(pending, charged=True) is False
-    assert await scalar(database, select(func.count()).select_from(UsageRecord)) == 1
-    assert (await book.stats()).busiest == [(USER + 1, 1)]
+    assert remaining[Operation.DETECT].used == 1  # the call in flight holds its unit
+    # ...and ends as any other: not charged, the unit comes back; the books get the call.
+    assert await book.commit(pending, charged=False, code=205) is True
+    assert (await book.remaining(USER))[Operation.DETECT].used == 0
+    assert await rows(ReservationRow, ReservationRow.user_id) == 0
+    assert await rows(UsageRecord, UsageRecord.user_id) == 1
+    assert (await book.stats()).busiest == [(USER, 1), (USER + 1, 1)]
 
 
 async def test_stats_of_a_day(database: Database, clock: FakeClock) -> None:
