@@ -28,7 +28,7 @@ from bot.middlewares.album import AlbumMiddleware
 from bot.middlewares.caller import CallerMiddleware
 from bot.middlewares.inflight import InFlightMiddleware
 from bot.operations import MakeKeeper
-from bot.session import ApiSession
+from bot.session import ApiSession, FloodWait
 from services.prefs import CachedPreferences, MemoryPreferences, Preferences
 from services.storage.feed import RedisChangeFeed
 from services.storage.prefs import DbPreferences
@@ -43,9 +43,11 @@ def create_bot(settings: Settings) -> Bot:
     server = TelegramAPIServer.from_base(
         settings.telegram_api_url, is_local=settings.telegram_api_local
     )
+    session = ApiSession(api=server)
+    session.middleware(FloodWait())
     return Bot(
         token=settings.bot_token.get_secret_value(),
-        session=ApiSession(api=server),
+        session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
 

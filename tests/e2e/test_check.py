@@ -463,3 +463,16 @@ async def test_huawei_wrong_secret_is_the_operators_problem(tg, huawei) -> None:
     assert fragment("en", "huawei.gateway_auth") in text_of(answer)
     assert "APIG.0303" in text_of(answer)
     assert [r.auth_ok for r in huawei.received()] == [False]
+
+
+async def test_telegram_flood_control_on_the_reply_is_waited_out(tg, jumdata, jumdata_bot) -> None:
+    """A 429 on the result photo lost an answer the provider was paid for."""
+    tg.fail_next("sendPhoto", retry_after=1)
+    mark = len(tg.calls)
+    tg.user_message(412, document=portrait_jpeg(), caption="/check")
+    photo = await tg.wait_for("sendphoto", chat_id=412, after=mark, timeout=15)
+    while not photo.ok:  # the refused one first, then the one sent after the wait
+        photo = await tg.wait_for("sendphoto", chat_id=412, after=photo.index + 1, timeout=15)
+    refused = [c for c in tg.calls[mark:] if c.method == "sendphoto" and not c.ok]
+    assert [c.error["error_code"] for c in refused if c.error] == [429]
+    assert len(check_requests(jumdata)) == 1  # the provider was called once
