@@ -28,6 +28,7 @@ from bot.middlewares.album import AlbumMiddleware
 from bot.middlewares.caller import CallerMiddleware
 from bot.middlewares.inflight import InFlightMiddleware
 from bot.operations import MakeKeeper
+from bot.presses import Presses
 from bot.session import ApiSession, FloodWait
 from services.prefs import CachedPreferences, MemoryPreferences, Preferences
 from services.storage.feed import RedisChangeFeed
@@ -70,6 +71,7 @@ def create_dispatcher(
     dispatcher["i18n"] = i18n
     dispatcher["timers"] = FlowTimers(settings.flow_timeout, i18n)
 
+    dispatcher["presses"] = Presses(dispatcher.storage, 2 * settings.flow_timeout)
     keeper = MakeKeeper(dispatcher.storage)
     dispatcher["make_keeper"] = keeper
     dispatcher.update.outer_middleware(MakeMiddleware(keeper))

@@ -18,6 +18,7 @@ from bot.handlers.spec import spec_choice
 from bot.keyboards import PhotoAction, photo_actions
 from bot.media import image_ref
 from bot.operations import Options, run_single
+from bot.presses import Presses
 from services.metering import Caller
 from services.models import Operation
 from services.prefs import Preferences
@@ -41,6 +42,7 @@ async def on_photo_action(
     state: FSMContext,
     timers: FlowTimers,
     preferences: Preferences,
+    presses: Presses,
     caller: Caller | None = None,
 ) -> None:
     menu = query.message
@@ -51,6 +53,8 @@ async def on_photo_action(
         return
     operation = callback_data.operation
     await query.answer()
+    if isinstance(menu, Message) and not await presses.claim(menu.chat.id, menu.message_id):
+        return  # a second tap: the first one runs the operation
     if isinstance(menu, Message):
         with suppress(TelegramBadRequest):  # already edited by a second press
             await menu.edit_reply_markup(reply_markup=None)

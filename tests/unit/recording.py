@@ -212,10 +212,13 @@ class Conversation:
         self.sent.append(message)
         return await self._feed(Update(update_id=next(self._update_ids), message=message))
 
-    async def press(self, data: str, *, under: Message) -> list[TelegramMethod[Any]]:
-        """The user taps a button of the bot's menu that replied to the message ``under``."""
+    async def press(
+        self, data: str, *, under: Message, menu_id: int | None = None
+    ) -> list[TelegramMethod[Any]]:
+        """The user taps a button of the bot's menu that replied to the message ``under``
+        (the menu ``menu_id``, to tap one menu again; a new one by default)."""
         menu = Message(
-            message_id=next(self._message_ids),
+            message_id=next(self._message_ids) if menu_id is None else menu_id,
             date=datetime.now(UTC),
             chat=self.chat,
             from_user=BOT_USER,

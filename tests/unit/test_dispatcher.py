@@ -7,6 +7,7 @@ these pin down which handler answers what, in which language, with which buttons
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -247,6 +248,25 @@ async def test_photo_without_a_command_offers_only_the_available_operations(app:
     [nothing] = await chat.send(photo=PHOTO)
     assert text_of(nothing) == tr("ru", "menu.nothing_available")
     assert buttons(nothing) == []
+
+
+async def test_a_double_tap_on_a_menu_runs_the_operation_once(app: App) -> None:
+    """Two callback queries for one menu, handled at once: one provider call, one reply."""
+    chat = app.chat()
+    await chat.send(photo=PHOTO)
+    photo = chat.sent[-1]
+    data = PhotoAction(operation=Operation.CHECK).pack()
+    mark = len(chat.session.requests)
+    await asyncio.gather(
+        chat.press(data, under=photo, menu_id=9000), chat.press(data, under=photo, menu_id=9000)
+    )
+    sent = api_names(replies(chat.session.requests[mark:]))
+    assert app.calls() == ["check"]
+    assert sent.count("sendPhoto") == 1
+    # Both taps are answered (Telegram shows a spinner until then); a new menu works again.
+    assert sent.count("answerCallbackQuery") == 2
+    await chat.press(data, under=photo)
+    assert app.calls() == ["check", "check"]
 
 
 async def test_menu_button_runs_the_operation_on_the_photo(app: App) -> None:
