@@ -47,6 +47,18 @@ class Settings(ServiceSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="one of DEBUG, INFO, WARNING, ERROR"
     )
+    user_in_flight: int = Field(
+        2, ge=1, le=100, description="requests one user may have running at once, 1 or more"
+    )
+    user_rate: float = Field(
+        10, ge=0, description="requests one user may start a minute, 0 for no limit"
+    )
+    user_burst: int = Field(
+        5, ge=1, description="requests one user may start at once before USER_RATE applies"
+    )
+    metrics_listen: str = Field(
+        "", description="host:port for /metrics and /health, or empty for none"
+    )
     default_spec: str = Field(
         "",
         description="a document spec id such as us-passport or schengen (see /spec), "

@@ -96,6 +96,25 @@ class ServiceSettings(BaseSettings):
     reservation_ttl: float = Field(
         300, gt=0, description="seconds after which an unfinished reservation is released"
     )
+    keep_unit_on_unknown: bool = Field(
+        False,
+        description="true to count a call whose outcome is unknown (a timeout after the "
+        "request was sent) against the user's allowance",
+    )
+    local_timeout: float = Field(
+        60.0, gt=0, le=600, description="seconds the offline engine may take on one request"
+    )
+    image_workers: int = Field(
+        default_factory=lambda: min(2, os.cpu_count() or 1),
+        ge=1,
+        le=32,
+        description="a whole number of threads that decode and draw photos, 1 or more",
+    )
+    budget_alert_at: str = Field(
+        "",
+        description="a number of calls (like 100) or a percentage (like 10%) of the most "
+        "remaining calls seen since the last top-up, or empty for no alerts",
+    )
 
     @field_validator("local_landmarks", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -133,6 +134,9 @@ class UsageRecord(Base):
     # None: the call succeeded. 0004: String(32) before.
     code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
     charged: Mapped[bool] = mapped_column(Boolean)
+    # 0005: the call was sent and its outcome never came back (a timeout): the provider may
+    # have billed it, so the budget counts it; ``charged`` says whether the user paid a unit.
+    unknown: Mapped[bool] = mapped_column(Boolean, server_default=false())
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -156,4 +160,8 @@ class ProviderBudget(Base):
     spent_code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))  # 0004: String(32)
     backoff_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     backoff_code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))  # 0004: String(32)
+    # 0005: the most calls known to remain since the last top-up (what a percentage alert
+    # is of), and the last budget alert sent to the admins (``services.alerts``).
+    high_water: Mapped[int | None] = mapped_column(Integer)
+    alerted: Mapped[str | None] = mapped_column(String(8))
     updated: Mapped[datetime] = mapped_column(UtcDateTime())

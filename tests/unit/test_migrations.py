@@ -62,8 +62,8 @@ async def schema(database: Database) -> dict[str, Any]:
         return await connection.run_sync(_schema)
 
 
-def test_the_head_is_0004() -> None:
-    assert head_revision() == "0004"
+def test_the_head_is_0005() -> None:
+    assert head_revision() == "0005"
 
 
 async def test_a_fresh_database_is_created_at_the_head(database: Database) -> None:
