@@ -30,6 +30,7 @@ from bot.middlewares.inflight import InFlightMiddleware
 from bot.operations import MakeKeeper
 from bot.presses import Presses
 from bot.session import ApiSession, FloodWait
+from services.models import Operation
 from services.prefs import CachedPreferences, MemoryPreferences, Preferences
 from services.storage.feed import RedisChangeFeed
 from services.storage.prefs import DbPreferences
@@ -192,10 +193,9 @@ def create_storage(settings: Settings) -> BaseStorage:
     data), so Redis lets every key go after twice that, whichever process wrote it.
     """
     if settings.redis_url:
-        from aiogram.fsm.storage.redis import RedisStorage
+        from bot.storage import redis_storage
 
-        ttl = max(60, round(2 * settings.flow_timeout))
-        return RedisStorage.from_url(settings.redis_url, state_ttl=ttl, data_ttl=ttl)
+        return redis_storage(settings.redis_url, max(60, round(2 * settings.flow_timeout)))
     return MemoryStorage()
 
 
@@ -211,6 +211,7 @@ async def open_services(settings: Settings) -> Services:
     """The services, or ``StartupError`` when a chosen provider cannot work (the offline
     engine without its model files): better a clear line at start than a bot that answers
     every photo with "unavailable"."""
+    warn_unlimited(settings)
     services = await Services.open(settings)
     problems = services.unavailable()
     if problems:
@@ -219,19 +220,35 @@ async def open_services(settings: Settings) -> Services:
     return services
 
 
+def warn_unlimited(settings: Settings) -> None:
+    """A paid provider with no daily limit per user: one user can spend the whole budget.
+    Allowed (an operator may pace users some other way), but never unnoticed."""
+    if settings.user_daily_limit:
+        return
+    paid = sorted({settings.provider_for(operation) for operation in Operation} - {"local"})
+    if paid:
+        log.warning(
+            "USER_DAILY_LIMIT=0 with the paid provider(s) %s: any one user may spend their "
+            "whole budget; set USER_DAILY_LIMIT to a number of calls a day per user",
+            ", ".join(paid),
+        )
+
+
 async def run_webhook(settings: Settings) -> None:
     """Serve Telegram's webhook calls; several such processes may share one URL behind a
     load balancer, since quotas and (with ``REDIS_URL``) conversation state are shared."""
     from urllib.parse import urlsplit
 
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiogram.webhook.aiohttp_server import setup_application
     from aiohttp import web
+
+    from bot.webhook import WebhookHandler
 
     services = await open_services(settings)
     storage = create_storage(settings)
     bot = create_bot(settings)
     dispatcher = create_dispatcher(settings, services, storage=storage)
-    secret = settings.webhook_secret.get_secret_value() or None
+    secret = settings.webhook_secret.get_secret_value()  # required: ``Settings.webhook_problems``
     path = urlsplit(settings.webhook_url).path or "/"
 
     async def register_webhook(bot: Bot) -> None:
@@ -252,7 +269,7 @@ async def run_webhook(settings: Settings) -> None:
 
     dispatcher.startup.register(register_webhook)
     app = web.Application()
-    SimpleRequestHandler(dispatcher, bot, secret_token=secret).register(app, path=path)
+    WebhookHandler(dispatcher, bot, secret_token=secret).register(app, path=path)
     setup_application(app, dispatcher, bot=bot)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from services.config import AdminIds, ServiceSettings, SettingsError, describe_validation_error
@@ -98,18 +98,41 @@ class Settings(ServiceSettings):
             raise ValueError("bad secret")
         return SecretStr(secret)
 
-    @field_validator("webhook_listen")
+    @field_validator("webhook_listen", "metrics_listen")
     @classmethod
-    def _listen(cls, value: str) -> str:
+    def _listen(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip() and info.field_name == "metrics_listen":
+            return ""
         host, _, port = value.strip().rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port")
         return value.strip()
 
+    def webhook_problems(self) -> list[str]:
+        """Webhook mode takes updates from whoever posts to the URL: only the secret tells
+        Telegram's posts apart, and a plain-http URL would show it to the network."""
+        if not self.webhook_url:
+            return []
+        problems: list[str] = []
+        if not self.webhook_secret.get_secret_value():
+            problems.append(
+                "WEBHOOK_SECRET is missing: WEBHOOK_URL (webhook mode) needs it, so that only "
+                "Telegram's posts are taken as updates"
+            )
+        if not self.webhook_url.startswith("https://") and not self.telegram_api_local:
+            problems.append(
+                "WEBHOOK_URL is invalid: expected an https:// URL (http only with a local Bot "
+                "API server, TELEGRAM_API_LOCAL=true)"
+            )
+        return problems
+
     @property
     def listen_address(self) -> tuple[str, int]:
-        host, _, port = self.webhook_listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return _address(self.webhook_listen)
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        return _address(self.metrics_listen) if self.metrics_listen else None
 
     @field_validator("default_locale", mode="before")
     @classmethod
@@ -150,13 +173,18 @@ class Settings(ServiceSettings):
         return value.strip().upper() if isinstance(value, str) else value
 
 
+def _address(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and check every setting; raise ``SettingsError`` with one line per problem."""
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
         raise SettingsError(describe_validation_error(error, Settings)) from None
-    problems = settings.credential_problems()
+    problems = settings.webhook_problems() + settings.credential_problems()
     if problems:
         raise SettingsError(problems)
     return settings

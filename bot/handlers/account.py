@@ -13,6 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot import render
 from bot.filters import IsAdmin
 from bot.flows import FlowTimers, end_flow
+from bot.storage import forget_user
 from services.metering import Caller
 from services.prefs import Preferences
 from services.wiring import Services
@@ -70,6 +71,7 @@ async def on_forget_choice(
     text = _("forget.kept")
     if callback_data.confirm:
         await end_flow(state, timers, query)
+        await forget_user(state.storage, state.key.bot_id, query.from_user.id)
         await preferences.forget(query.from_user.id)
         if services.metering is not None:
             await services.metering.ledger.forget(query.from_user.id)

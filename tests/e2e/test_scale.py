@@ -159,7 +159,7 @@ async def test_two_workers_keep_the_count_exact_and_share_conversations(tmp_path
     limit, attempts, user = 5, 24, 777_000 + os.getpid() % 1000
     async with (
         scratch_database() as database_url,
-        FakeTelegram(allow_http_webhook=True) as tg,
+        FakeTelegram(allow_http_webhook=True, local_files=tmp_path / "bot-api") as tg,
         FakeJumdata() as jumdata,
         FakeJdCloud() as jdcloud,
     ):
@@ -168,6 +168,8 @@ async def test_two_workers_keep_the_count_exact_and_share_conversations(tmp_path
             env = {
                 "BOT_TOKEN": tg.token,
                 "TELEGRAM_API_URL": tg.base_url,
+                # A local Bot API server: the only one a plain-http webhook may be used with.
+                "TELEGRAM_API_LOCAL": "true",
                 "WEBHOOK_URL": f"http://127.0.0.1:{balancer.port}/telegram/hook",
                 "WEBHOOK_SECRET": SECRET,
                 "DATABASE_URL": database_url,

@@ -54,6 +54,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -1271,12 +1272,17 @@ class FakeTelegram:
         bot_id: int = 123456,
         bot_username: str = "facecheck_test_bot",
         allow_http_webhook: bool = False,
+        local_files: Path | None = None,
     ) -> None:
         self.token = token
         self.allow_http_webhook = allow_http_webhook
         """Treat loopback webhook hosts like the official server's ``--local`` mode does:
         http:// or https://, any port. Without it loopback webhooks are refused, as by
         api.telegram.org ("IP address 127.0.0.1 is reserved"; HTTP is always refused)."""
+        self.local_files = local_files
+        """The official server's ``--local`` mode for files: ``getFile`` puts the file in
+        this folder and answers with its absolute path, which the bot (``is_local``)
+        reads from disk; no 20 MB download limit."""
         self.bot_id = bot_id
         self.bot_username = bot_username
         self.base_url = ""
@@ -2605,13 +2611,20 @@ class FakeTelegram:
             if re.fullmatch(r"[A-Za-z0-9_-]{20,}", file_id):
                 raise _bad("wrong file_id or the file is temporarily unavailable")
             raise _bad("invalid file_id")
-        if stored.size > MAX_DOWNLOAD_SIZE:
+        path = stored.path
+        if self.local_files is not None:
+            local = self.local_files / self.token.replace(":", "_") / stored.path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(stored.data)
+            self.downloads.append(stored.path)
+            path = str(local.resolve())
+        elif stored.size > MAX_DOWNLOAD_SIZE:
             raise _bad("file is too big")
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
             "file_size": stored.size,
-            "file_path": stored.path,
+            "file_path": path,
         }
 
     def _send_message(self, req: _Request) -> dict[str, Any]:

@@ -69,11 +69,46 @@ def test_malformed_token_is_not_echoed() -> None:
         ({"database_url": "mysql://x"}, "DATABASE_URL"),
         ({"default_spec": "us-pasport"}, "DEFAULT_SPEC"),
         ({"default_spec": "de-passport"}, "DEFAULT_SPEC"),  # taken at the office
+        ({"webhook_url": "https://bot.example.com/hook"}, "WEBHOOK_SECRET"),
+        (
+            {"webhook_url": "http://bot.example.com/hook", "webhook_secret": "s3cret"},
+            "WEBHOOK_URL",
+        ),
+        ({"metrics_listen": "9100"}, "METRICS_LISTEN"),
     ],
 )
 def test_bad_settings_name_their_variable(env: dict[str, str], variable: str) -> None:
     lines = errors(bot_token=TOKEN, **env)
     assert lines and lines[0].split(" ")[0] == variable
+
+
+def test_webhook_mode_needs_a_secret_and_https_unless_the_api_server_is_local() -> None:
+    assert errors(bot_token=TOKEN, webhook_url="http://10.0.0.5/hook") == [
+        "WEBHOOK_SECRET is missing: WEBHOOK_URL (webhook mode) needs it, so that only "
+        "Telegram's posts are taken as updates",
+        "WEBHOOK_URL is invalid: expected an https:// URL (http only with a local Bot "
+        "API server, TELEGRAM_API_LOCAL=true)",
+    ]
+    secure = load_settings(
+        bot_token=TOKEN, webhook_url="https://bot.example.com/hook", webhook_secret="s3cret"
+    )
+    assert secure.webhook_problems() == []
+    local = load_settings(
+        bot_token=TOKEN,
+        webhook_url="http://127.0.0.1:8080/hook",
+        webhook_secret="s3cret",
+        telegram_api_local="true",
+    )
+    assert local.webhook_url.startswith("http://")
+    assert load_settings(bot_token=TOKEN).webhook_problems() == []  # polling
+
+
+def test_metrics_listen_is_off_by_default_and_read_as_an_address() -> None:
+    assert load_settings(bot_token=TOKEN).metrics_address is None
+    assert load_settings(bot_token=TOKEN, metrics_listen="127.0.0.1:9100").metrics_address == (
+        "127.0.0.1",
+        9100,
+    )
 
 
 def test_admin_ids_and_locale_aliases() -> None:
@@ -148,3 +183,26 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
 
 def test_empty_token_reads_as_missing() -> None:
     assert errors(bot_token="")[0].startswith("BOT_TOKEN is missing")
+
+
+def test_a_paid_provider_without_a_daily_limit_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.app import warn_unlimited
+
+    paid = {
+        "check_provider": "jumdata",
+        "jumdata_app_id": "app",
+        "jumdata_app_secret": "secret",
+        "compare_provider": "jdcloud",
+        "jdcloud_access_key": "ak",
+        "jdcloud_secret_key": "sk",
+    }
+    with caplog.at_level("WARNING", logger="bot.app"):
+        warn_unlimited(load_settings(bot_token=TOKEN))  # the offline engine costs nothing
+        warn_unlimited(load_settings(bot_token=TOKEN, user_daily_limit="20", **paid))
+        assert caplog.records == []
+        warn_unlimited(load_settings(bot_token=TOKEN, **paid))
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "USER_DAILY_LIMIT=0" in record.message and "jdcloud, jumdata" in record.message
