@@ -92,3 +92,19 @@ async def test_forget_in_a_private_chat_ends_the_users_flow_in_a_group() -> None
     assert await group.get_state() is None
     assert await group.get_data() == {}
     assert isinstance(confirm, SendMessage)  # asked before anything was deleted
+
+
+async def test_redis_state_expires_after_twice_the_flow_timeout(
+    storage: tuple[BaseStorage, int],
+) -> None:
+    """The first photo's file id during /compare must not stay in Redis for good."""
+    store, bot_id = storage
+    if not isinstance(store, RedisStorage):
+        pytest.skip("memory state goes with the process")
+    await store.set_state(key(bot_id, USER, USER), "Compare:second")
+    await store.set_data(key(bot_id, USER, USER), {"first": "file-id"})
+    await store.set_data(key(bot_id, USER, USER, "make:9"), {"spec": "us-passport"})
+    keys = [k async for k in store.redis.scan_iter(match=f"fsm:{bot_id}:{USER}:*")]
+    assert len(keys) == 3
+    for name in keys:
+        assert 0 < await store.redis.ttl(name) <= 2 * 600  # FLOW_TIMEOUT's default
