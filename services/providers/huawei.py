@@ -24,6 +24,7 @@ from services.errors import (
 from services.i18n import N_
 from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, PreparedImage
 from services.models import CheckResult
+from services.providers.answers import decode, short_text
 from services.providers.base import Checker
 from services.providers.http import RETRY_SAFE_HTTP, CloudClient, HttpReply, HttpRequest
 from services.providers.jumdata import parse_check_answer
@@ -48,11 +49,11 @@ def build_check_request(
 
 def gateway_error(provider: str, reply: HttpReply) -> ProviderError | None:
     """APIG answers in its own envelope (``error_code`` ``APIG.xxxx``) before the API is reached."""
-    body = reply.json()
+    body = decode(reply.body)
     if not isinstance(body, Mapping) or "error_code" not in body:
         return None
-    code = str(body.get("error_code"))
-    msg = str(body.get("error_msg", ""))
+    code = short_text(body.get("error_code")) or "APIG"  # APIG's codes are strings: APIG.0303
+    msg = short_text(body.get("error_msg")) or ""
     log.warning("%s gateway refused the call: %s %s", provider, code, msg)
     if reply.status == 429:
         return ProviderRateLimitError(

@@ -49,7 +49,6 @@ from services.i18n import N_
 from services.images import ImageLimits, PreparedImage
 from services.models import (
     JDCLOUD_THRESHOLDS,
-    Box,
     CompareResult,
     CompareThresholds,
     Emotion,
@@ -57,10 +56,10 @@ from services.models import (
     FacesResult,
     Gender,
     Glasses,
-    HeadPose,
     Race,
     Usage,
 )
+from services.providers import answers
 from services.providers.base import Analyzer, Comparer
 from services.providers.http import (
     RETRY_SAFE_HTTP,
@@ -68,10 +67,9 @@ from services.providers.http import (
     HttpFaults,
     HttpReply,
     HttpRequest,
-    json_object,
 )
 from services.signing import jdcloud_sign
-from services.values import flag, integer, number, text
+from services.values import integer
 
 __all__ = [
     "ANALYZE_PATH",
@@ -100,12 +98,18 @@ ANALYZE_PATH: Final = "/jdai/facePropV1"
 SCORE_SLACK: Final = 0.01
 MAX_FACE_COUNT: Final = 100
 """facePropV1: ``maxFaceCount`` lies in [1, 100] (default 5)."""
+MAX_SIDE: Final = 2048
+"""Both APIs take photos of at most 2048 px a side: face boxes are read against it."""
+MAX_AGE: Final = 150
+# ``blurScore`` has no documented range (0.21 and 0.03 in the seeds; higher is sharper):
+# what a 0..1 or a 0..100 scale can give is read, more is malformed.
+MAX_BLUR_SCORE: Final = 100
 
 _BASE64_CAP: Final = 2 * 1024 * 1024 - 1
 JDCLOUD_LIMITS = ImageLimits(
     # The largest file whose base64 text stays under 2 MB: 3 * (cap // 4) = 1_572_861.
     max_bytes=3 * (_BASE64_CAP // 4),
-    max_side=2048,
+    max_side=MAX_SIDE,
     min_side=48,
     formats=frozenset({"JPEG", "PNG", "BMP"}),
     max_base64_chars=_BASE64_CAP,
@@ -236,11 +240,19 @@ def build_analyze_body(image: PreparedImage) -> bytes:
 
 def _usage(body: Mapping[str, Any]) -> Usage:
     return Usage(
-        charged=body.get("charge") is True,
-        remain=integer(body.get("remain")),
-        remain_times=integer(body.get("remainTimes")),
-        remain_seconds=integer(body.get("remainSeconds")),
+        charged=answers.said_charged(body.get("charge")),
+        remain=answers.count(body.get("remain")),
+        remain_times=answers.count(body.get("remainTimes")),
+        remain_seconds=answers.count(body.get("remainSeconds")),
     )
+
+
+def _malformed(
+    usage: Usage, msg: str | None, error: answers.Unreadable | None = None
+) -> ProviderError:
+    if error is not None:
+        log.warning("%s: unreadable answer: %s", PROVIDER, error)
+    return MALFORMED.error(PROVIDER, "malformed", msg=msg, usage=usage)
 
 
 def _gateway_info(status_name: str, http_code: int) -> CodeInfo:
@@ -262,10 +274,10 @@ def _gateway_error(reply: HttpReply, body: Mapping[str, Any]) -> ProviderError:
     """The JD OpenAPI error envelope: the gateway refused before the API ran."""
     error = body.get("error")
     details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
-    status_name = text(details.get("status")) or ""
+    status_name = answers.short_text(details.get("status")) or ""
     http_code = integer(details.get("code")) or reply.status
-    msg = text(details.get("message"))
-    request_id = text(body.get("requestId"))
+    msg = answers.short_text(details.get("message"))
+    request_id = answers.short_text(body.get("requestId"))
     log.warning(
         "%s gateway refused the call: HTTP %s %s %s (request %s)",
         PROVIDER,
@@ -289,23 +301,31 @@ def _result(reply: HttpReply) -> tuple[Mapping[str, Any], Usage]:
     unreadable answer. ``result.code`` is left to the caller (checked to be an int), so
     a compare can say which photo had no face before raising ``_business_error``.
     """
-    body = json_object(PROVIDER, reply, FAULTS)
+    body = answers.read_object(PROVIDER, reply, FAULTS)
     if "error" in body and "code" not in body:
         raise _gateway_error(reply, body)
     usage = _usage(body)
-    system_code = body.get("code")
-    msg = text(body.get("msg"))
+    msg = answers.short_text(body.get("msg"))
+    system_code = _system_code(body.get("code"))
     if system_code is None:
-        raise MALFORMED.error(PROVIDER, "malformed", msg=msg, usage=usage)
-    system_code = str(system_code).strip()
+        raise _malformed(usage, msg)
     if system_code != SUCCESS_CODE:
         log.info("%s answered system code %s: %s", PROVIDER, system_code, msg)
         info = SYSTEM_CODES.get(system_code, UNKNOWN_CODE)
         raise info.error(PROVIDER, system_code, msg=msg, usage=usage)
     result = body.get("result")
-    if not isinstance(result, Mapping) or integer(result.get("code")) is None:
-        raise MALFORMED.error(PROVIDER, "malformed", msg=msg, usage=usage)
+    conflict = isinstance(body.get("charge"), answers.Conflict)  # a result cannot say which
+    if conflict or not isinstance(result, Mapping) or integer(result.get("code")) is None:
+        raise _malformed(usage, msg)
     return result, usage
+
+
+def _system_code(value: Any) -> str | None:
+    """The system ``code``: a string (``"10000"``), or a whole number JD may send for one."""
+    if isinstance(value, str):
+        return value.strip()[: answers.MAX_TEXT]
+    number = integer(value)
+    return None if number is None else str(number)
 
 
 def _business_error(
@@ -313,7 +333,7 @@ def _business_error(
 ) -> ProviderError:
     code = integer(result.get("code"))
     assert code is not None
-    msg = text(result.get("msg"))
+    msg = answers.short_text(result.get("msg"))
     log.info("%s answered business code %s: %s", PROVIDER, code, msg)
     info = BUSINESS_CODES.get(code, UNKNOWN_CODE)
     return info.error(PROVIDER, code, msg=msg, usage=usage, message_id=message_id)
@@ -332,7 +352,7 @@ def _no_face_message(result: Mapping[str, Any]) -> str | None:
 
 
 def _emotion(value: Any) -> Emotion | None:
-    label = text(value)
+    label = _word(value, "emotion")
     if label is None:
         return None
     emotion = _EMOTIONS.get(label.strip())
@@ -345,7 +365,7 @@ def _emotion(value: Any) -> Emotion | None:
 
 
 def _race(value: Any) -> Race | None:
-    label = text(value)
+    label = _word(value, "race")
     if label is None:
         return None
     race = _RACES.get(label.strip())
@@ -357,8 +377,16 @@ def _race(value: Any) -> Race | None:
     return race
 
 
+def _word(value: Any, field: str) -> str | None:
+    """A label JD writes in words (``高兴``, ``黄种人``): a string or nothing."""
+    if value is None or isinstance(value, str):
+        return answers.short_text(value)
+    raise answers.Unreadable(f"{field}: {type(value).__name__}, not a string")
+
+
 def _glasses(props: Mapping[str, Any]) -> Glasses | None:
-    sun, common = flag(props.get("hasSunGlasses")), flag(props.get("hasEyeGlasses"))
+    sun = answers.switch(props.get("hasSunGlasses"), "hasSunGlasses")
+    common = answers.switch(props.get("hasEyeGlasses"), "hasEyeGlasses")
     if sun:
         return Glasses.SUN
     if common:
@@ -371,45 +399,47 @@ def _glasses(props: Mapping[str, Any]) -> Glasses | None:
 def parse_face(item: Mapping[str, Any], props: Mapping[str, Any] | None = None) -> Face:
     """One ``faceItems`` entry (and the ``props`` entry of the same index, if any).
 
-    Raises ``ValueError`` when the entry has no usable ``boundingBox``.
+    Every field read has its documented type and range (seeds 002, 004), or this raises
+    ``Unreadable`` (a ``ValueError``): no usable ``boundingBox``, a box far off a 2048 px
+    photo, an angle past [-180, 180], an age past [0, 150], a 0..100 value past it.
     """
-    attributes: Mapping[str, Any] = props if isinstance(props, Mapping) else {}
-    female = flag(attributes.get("isFemale"))
+    attributes: Mapping[str, Any] = props or {}
+    female = answers.switch(attributes.get("isFemale"), "isFemale")
     return Face(
-        box=Box.read(item.get("boundingBox")),
-        pose=HeadPose.read(item.get("posture")),
-        valid_pose=flag(item.get("isValidPosture")),
-        sharpness=number(item.get("blurScore")),
-        age=number(attributes.get("age")),
+        box=answers.box(item.get("boundingBox"), "boundingBox", MAX_SIDE),
+        pose=answers.pose(item.get("posture"), "posture"),
+        valid_pose=answers.switch(item.get("isValidPosture"), "isValidPosture"),
+        sharpness=answers.bounded(item.get("blurScore"), "blurScore", 0, MAX_BLUR_SCORE),
+        age=answers.bounded(attributes.get("age"), "age", 0, MAX_AGE),
         gender=None if female is None else (Gender.FEMALE if female else Gender.MALE),
         emotion=_emotion(attributes.get("emotion")),
-        smile=number(attributes.get("smile")),
+        smile=answers.bounded(attributes.get("smile"), "smile", 0, 100),
         glasses=_glasses(attributes),
-        mask=flag(attributes.get("hasMask")),
-        beard=flag(attributes.get("hasBeard")),
+        mask=answers.switch(attributes.get("hasMask"), "hasMask"),
+        beard=answers.switch(attributes.get("hasBeard"), "hasBeard"),
         race=_race(attributes.get("race")),
-        beauty=number(attributes.get("beauty")),
+        beauty=answers.bounded(attributes.get("beauty"), "beauty", 0, 100),
     )
 
 
 def _faces(
-    items: Any, props: Any, usage: Usage, msg: str | None, *, field: str
+    items: Any, props: Any, usage: Usage, msg: str | None, *, field: str, most: int | None = None
 ) -> tuple[Face, ...]:
-    if items is None:
-        return ()
-    if not isinstance(items, list):
-        raise MALFORMED.error(PROVIDER, "malformed", msg=msg, usage=usage)
-    prop_list = props if isinstance(props, list) else []
-    faces = []
-    for index, item in enumerate(items):
-        attributes = prop_list[index] if index < len(prop_list) else None
-        try:
-            if not isinstance(item, Mapping):
-                raise ValueError(f"{field}[{index}] is not an object")
-            faces.append(parse_face(item, attributes))
-        except ValueError as error:
-            log.warning("%s: unreadable %s[%d]: %s", PROVIDER, field, index, error)
-            raise MALFORMED.error(PROVIDER, "malformed", msg=msg, usage=usage) from None
+    """``items`` (with ``props`` by index) as faces, or the malformed error keeping ``usage``."""
+    try:
+        entries = answers.items(items, field, most)
+        prop_list = answers.items(props, "props")
+        faces = []
+        for index, item in enumerate(entries):
+            props_item = prop_list[index] if index < len(prop_list) else None
+            faces.append(
+                parse_face(
+                    answers.entry(item, f"{field}[{index}]"),
+                    answers.mapping(props_item, f"props[{index}]"),
+                )
+            )
+    except answers.Unreadable as error:
+        raise _malformed(usage, msg, error) from None
     return tuple(faces)
 
 
@@ -424,10 +454,16 @@ def parse_compare(reply: HttpReply) -> CompareResult:
     if code != 0:
         refined = _no_face_message(result) if code == NO_FACE_CODE else None
         raise _business_error(result, usage, message_id=refined)
-    msg = text(result.get("msg"))
-    score = number(result.get("score"))
-    if score is None or not -SCORE_SLACK <= score <= 1 + SCORE_SLACK:
-        raise MALFORMED.error(PROVIDER, "malformed", msg=msg, usage=usage)
+    msg = answers.short_text(result.get("msg"))
+    try:
+        score = answers.bounded(result.get("score"), "score", -SCORE_SLACK, 1 + SCORE_SLACK)
+        for field in ("faceItemsA", "faceItemsB"):
+            if result.get(field) == []:
+                raise answers.Unreadable(f"{field}: no face in a compare's success")
+    except answers.Unreadable as error:
+        raise _malformed(usage, msg, error) from None
+    if score is None:
+        raise _malformed(usage, msg)
     return CompareResult(
         score=min(1.0, max(0.0, score)),
         faces_a=_faces(result.get("faceItemsA"), None, usage, msg, field="faceItemsA"),
@@ -442,8 +478,15 @@ def parse_analyze(reply: HttpReply) -> FacesResult:
     result, usage = _result(reply)
     if integer(result.get("code")) != 0:
         raise _business_error(result, usage)
-    msg = text(result.get("msg"))
-    faces = _faces(result.get("faceItems"), result.get("props"), usage, msg, field="faceItems")
+    msg = answers.short_text(result.get("msg"))
+    faces = _faces(
+        result.get("faceItems"),
+        result.get("props"),
+        usage,
+        msg,
+        field="faceItems",
+        most=MAX_FACE_COUNT,
+    )
     return FacesResult(faces=faces, provider=PROVIDER, usage=usage)
 
 

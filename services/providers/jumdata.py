@@ -28,7 +28,14 @@ from services.errors import (
 )
 from services.i18n import N_
 from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, PreparedImage
-from services.models import CheckResult, Measurements, Usage
+from services.models import DETECT_FIELD_UNITS, CheckResult, Measurements, Unit, Usage
+from services.providers.answers import (
+    Conflict,
+    numbers,
+    read_object,
+    said_charged,
+    short_text,
+)
 from services.providers.base import Checker
 from services.providers.http import (
     RETRY_SAFE_HTTP,
@@ -38,7 +45,6 @@ from services.providers.http import (
     HttpReply,
     HttpRequest,
     HttpTransport,
-    json_object,
     multipart_form,
 )
 from services.rules import classify_reason, evaluate
@@ -139,11 +145,11 @@ def read_answer(
     ``charge_field`` is False for the Huawei resale, whose answers carry no ``charge``:
     there a code-200 answer is the billed one.
     """
-    body = json_object(provider, reply, FAULTS)
+    body = read_object(provider, reply, FAULTS)
     code = integer(body.get("code"))
-    msg = body.get("msg") if isinstance(body.get("msg"), str) else None
-    task_no = str(body["taskNo"]) if body.get("taskNo") is not None else None
-    charged = body.get("charge") is True if charge_field else code == 200
+    msg = short_text(body.get("msg"))
+    charged = said_charged(body.get("charge")) if charge_field else code == 200
+    task_no = _task_no(body.get("taskNo"))
     answer = Answer(provider, code, msg, Usage(charged=charged, task_no=task_no), body.get("data"))
     if code is None:
         raise answer.malformed()
@@ -156,13 +162,53 @@ def read_answer(
             # billed, whatever code the body says: never sent again.
             error.retry_safe = False
         raise error
+    if isinstance(body.get("charge"), Conflict):  # charged or not: a result cannot say
+        raise answer.malformed()
     return answer
+
+
+def _task_no(value: Any) -> str | None:
+    """``taskNo``, a string or a whole number; anything else is left out (it only names
+    the call in logs)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return short_text(value)
+
+
+# What a ``detect_result`` value can be, by unit: past these it is not a measurement.
+# Ratios are not held to [0, 1]: the seed's own ``eyes_spacing`` is 150.
+_RANGES: Final[Mapping[Unit, tuple[float, float]]] = {
+    Unit.SCORE: (0.0, 100.0),
+    Unit.DEGREES: (-180.0, 180.0),
+}
+_ANY_RANGE: Final = (-1e9, 1e9)
+
+
+def _measurable(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The documented ``detect_result`` fields whose numbers lie in their unit's range.
+
+    A value out of range is left out, as ``Measurements`` leaves out a value of the wrong
+    type: one odd field does not cost the user a charged answer, nor reaches the picture.
+    """
+    kept = dict(raw)
+    for name, unit in DETECT_FIELD_UNITS.items():
+        if name not in raw:
+            continue
+        low, high = _RANGES.get(unit, _ANY_RANGE)
+        if any(not low <= value <= high for value in numbers(raw[name])):
+            log.info("check: detect_result.%s out of range, left out", name)
+            del kept[name]
+    return kept
 
 
 def parse_check_answer(
     provider: str, reply: HttpReply, *, charge_field: bool = True
 ) -> CheckResult:
-    """Turn the HTTP answer into a ``CheckResult`` or raise the matching ``ProviderError``."""
+    """Turn the HTTP answer into a ``CheckResult`` or raise the matching ``ProviderError``.
+
+    ``data`` and its ``pass``, ``reasons`` and ``detect_result`` must have their types, or
+    the answer is malformed and keeps what it said about the charge.
+    """
     answer = read_answer(provider, reply, charge_field=charge_field)
     data = answer.data
     if not isinstance(data, Mapping) or not isinstance(data.get("pass"), bool):
@@ -173,7 +219,12 @@ def parse_check_answer(
     reasons = tuple(
         classify_reason(text) for text in raw_reasons if isinstance(text, str) and text.strip()
     )
-    measurements = Measurements.from_provider(data.get("detect_result"))
+    detect_result = data.get("detect_result")
+    if detect_result is not None and not isinstance(detect_result, Mapping):
+        raise answer.malformed()
+    measurements = Measurements.from_provider(
+        None if detect_result is None else _measurable(detect_result)
+    )
     return CheckResult(
         passed=data["pass"],
         reasons=reasons,

@@ -27,7 +27,6 @@ from services.errors import CodeInfo, ProviderError, ProviderInputError
 from services.i18n import N_
 from services.images import ImageInfo, ImageLimits, PreparedImage
 from services.models import (
-    Box,
     Emotion,
     Expression,
     Face,
@@ -35,13 +34,11 @@ from services.models import (
     FacesResult,
     Gender,
     Glasses,
-    HeadPose,
-    Point,
 )
+from services.providers import answers
 from services.providers.base import Detector
 from services.providers.http import HttpReply
 from services.providers.jumdata import CODES, JumdataClient, error_for_code, read_answer
-from services.values import number
 
 __all__ = [
     "ATTRIBUTE_FIELDS",
@@ -66,6 +63,8 @@ DETECT_PATH: Final = "/face/detect"
 DETECT_MAX_LONG_SIDE: Final = 1920
 DETECT_MAX_SHORT_SIDE: Final = 1080
 MAX_FACE_NUM: Final = 120
+# The oldest age a face can be given; past it the answer is malformed.
+MAX_AGE: Final = 150
 
 DETECT_LIMITS_JUMDATA = ImageLimits(
     max_bytes=8 * 1024 * 1024,  # "不超过8MB": at most 8 MB
@@ -116,17 +115,15 @@ def face_fields(attributes: bool) -> str:
 # ----------------------------------------------------------------------- answers
 
 
-def _type_of(value: Any) -> str | None:
+def _type_of(value: Any, field: str) -> str | None:
     """The ``type`` of a ``{"type": …, "probability": …}`` attribute, lower-cased."""
-    if isinstance(value, Mapping):
-        kind = value.get("type")
-        if isinstance(kind, str | int) and not isinstance(kind, bool):
-            return str(kind).strip().lower()
-    return None
+    raw = answers.mapping(value, field)
+    kind = None if raw is None else answers.label(raw.get("type"), f"{field}.type")
+    return None if kind is None else kind.strip().lower()
 
 
 def _enum(enum: type, value: Any, field: str) -> Any:
-    kind = _type_of(value)
+    kind = _type_of(value, field)
     if kind is None:
         return None
     try:
@@ -137,7 +134,7 @@ def _enum(enum: type, value: Any, field: str) -> Any:
 
 
 def _mask(value: Any) -> bool | None:
-    kind = _type_of(value)
+    kind = _type_of(value, "mask")
     if kind in {"1", "true", "mask"}:
         return True
     if kind in {"0", "false", "none"}:
@@ -145,32 +142,21 @@ def _mask(value: Any) -> bool | None:
     return None
 
 
-def _points(raw: Any) -> tuple[Point, ...]:
-    if not isinstance(raw, list):
-        return ()
-    points = []
-    for entry in raw:
-        if isinstance(entry, Mapping):
-            x, y = number(entry.get("x")), number(entry.get("y"))
-            if x is not None and y is not None:
-                points.append(Point(x, y))
-    return tuple(points)
-
-
-def _quality(raw: Any) -> FaceQuality | None:
-    if not isinstance(raw, Mapping):
+def _quality(value: Any) -> FaceQuality | None:
+    """Blur, occlusion and completeness in [0, 1], illumination in [0, 255]."""
+    raw = answers.mapping(value, "quality")
+    if raw is None:
         return None
-    occlusion_raw = raw.get("occlusion")
+    occlusion_raw = answers.mapping(raw.get("occlusion"), "quality.occlusion") or {}
     occlusion: dict[str, float] = {}
-    if isinstance(occlusion_raw, Mapping):
-        for part, value in occlusion_raw.items():
-            covered = number(value)
-            if covered is not None:
-                occlusion[str(part)] = covered
-    completeness = number(raw.get("completeness"))
+    for part, share in occlusion_raw.items():
+        covered = answers.bounded(share, f"quality.occlusion.{part}", 0, 1)
+        if covered is not None:
+            occlusion[part] = covered
+    completeness = answers.bounded(raw.get("completeness"), "quality.completeness", 0, 1)
     return FaceQuality(
-        blur=number(raw.get("blur")),
-        illumination=number(raw.get("illumination")),
+        blur=answers.bounded(raw.get("blur"), "quality.blur", 0, 1),
+        illumination=answers.bounded(raw.get("illumination"), "quality.illumination", 0, 255),
         completeness=None if completeness is None else completeness >= 1,
         occlusion=occlusion,
     )
@@ -179,16 +165,21 @@ def _quality(raw: Any) -> FaceQuality | None:
 def parse_detect_face(raw: Mapping[str, Any]) -> Face:
     """One ``faceList`` entry; ``landmark72`` is preferred over the 4-point ``landmark``.
 
-    Raises ``ValueError`` when ``location`` is missing or not numeric.
+    Every field read has its documented type and range (seed 003), or this raises
+    ``Unreadable`` (a ``ValueError``): ``location`` missing, a number of the wrong type, an
+    angle past [-180, 180], a probability past [0, 1], a box or point far off the photo.
     """
-    landmarks = _points(raw.get("landmark72")) or _points(raw.get("landmark"))
+    side = DETECT_MAX_LONG_SIDE
+    landmarks = answers.points(raw.get("landmark72"), "landmark72", side) or answers.points(
+        raw.get("landmark"), "landmark", side
+    )
     return Face(
-        box=Box.read(raw.get("location")),
-        probability=number(raw.get("face_probability")),
-        pose=HeadPose.read(raw.get("angle")),
+        box=answers.box(raw.get("location"), "location", side),
+        probability=answers.bounded(raw.get("face_probability"), "face_probability", 0, 1),
+        pose=answers.pose(raw.get("angle"), "angle"),
         landmarks=landmarks,
         quality=_quality(raw.get("quality")),
-        age=number(raw.get("age")),
+        age=answers.bounded(raw.get("age"), "age", 0, MAX_AGE),
         gender=_enum(Gender, raw.get("gender"), "gender"),
         emotion=_enum(Emotion, raw.get("emotion"), "emotion"),
         expression=_enum(Expression, raw.get("expression"), "expression"),
@@ -210,20 +201,13 @@ def parse_detect(reply: HttpReply, *, provider: str = PROVIDER) -> FacesResult:
     data = answer.data
     if not isinstance(data, Mapping):
         raise answer.malformed()
-    face_list = data.get("faceList")
-    if face_list is None:
-        face_list = []
-    if not isinstance(face_list, list):
-        raise answer.malformed()
     faces = []
-    for index, raw in enumerate(face_list):
-        try:
-            if not isinstance(raw, Mapping):
-                raise ValueError("not an object")
-            faces.append(parse_detect_face(raw))
-        except ValueError as error:
-            log.warning("%s: unreadable faceList[%d]: %s", provider, index, error)
-            raise answer.malformed() from None
+    try:
+        for index, raw in enumerate(answers.items(data.get("faceList"), "faceList", MAX_FACE_NUM)):
+            faces.append(parse_detect_face(answers.entry(raw, f"faceList[{index}]")))
+    except answers.Unreadable as error:
+        log.warning("%s: unreadable answer: %s", provider, error)
+        raise answer.malformed() from None
     return FacesResult(faces=tuple(faces), provider=provider, usage=answer.usage)
 
 
