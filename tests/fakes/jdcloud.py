@@ -45,6 +45,7 @@ from aiohttp import web
 from PIL import Image
 
 from tests.fakes._sigcheck import jdcloud2_verify
+from tests.fakes.faults import Fault, Faults, photo_key
 
 __all__ = [
     "BUSINESS_MESSAGES",
@@ -239,6 +240,8 @@ class FakeJdCloud:
         """Nonces of accepted requests; a second use is refused with 403."""
         self._clock = clock
         self._scripts: dict[str, deque[Script]] = {path: deque() for path in PATHS}
+        self.faults: Faults | None = None
+        """Fault injection and the billing ledger (``tests.fakes.faults``); None: no faults."""
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._stopping = asyncio.Event()
@@ -475,6 +478,8 @@ class FakeJdCloud:
         received.auth_ok = True
 
         path = request.path
+        if self.faults is not None:
+            return await self._with_fault(request, received, decoded, self.faults)
         queue = self._scripts[path]
         script = queue.popleft() if queue else Script()
         if script.hang:
@@ -501,6 +506,38 @@ class FakeJdCloud:
                 payload = self._prop(received, decoded, script)
         except _Refusal as refusal:
             payload = self._business(refusal.code)
+        return self._respond(received, payload)
+
+    async def _with_fault(
+        self, request: web.Request, received: Received, decoded: Any, faults: Faults
+    ) -> web.StreamResponse:
+        """An authenticated call answered under ``faults``: the fault its photos draw, and
+        every billed answer entered in the ledger."""
+        path = request.path
+        images = decoded if isinstance(decoded, dict) else {}
+        names = ("imgBase64", "imgBase64A", "imgBase64B")
+        photo = photo_key("|".join(str(images.get(name, "")) for name in names))
+        fault = faults.choose(path, photo)
+        if fault is Fault.UNAVAILABLE:
+            return self._respond_gateway(received, 503, "UNAVAILABLE", "unavailable")
+        if fault is Fault.RATE_LIMITED:
+            return self._respond(received, self._system("10043"))
+        if self.remain <= 0:
+            payload = self._system("10040")
+        elif not isinstance(decoded, dict):
+            payload = self._business(31)
+        else:
+            try:
+                if path == COMPARE_PATH:
+                    payload = self._compare(received, decoded, Script())
+                else:
+                    payload = self._prop(received, decoded, Script())
+            except _Refusal as refusal:
+                payload = self._business(refusal.code)
+        if payload.get("charge") is True:
+            if fault is Fault.BILL_THEN_HANG:
+                await faults.hang(request, self._stopping)
+            faults.bill(path, photo, request)
         return self._respond(received, payload)
 
     def _image(self, received: Received, body: Mapping[str, Any], name: str) -> Image.Image:

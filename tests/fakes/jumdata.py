@@ -36,6 +36,7 @@ from aiohttp import web
 from PIL import Image, ImageFile
 
 from tests.fakes._sigcheck import jumdata_expected_sign
+from tests.fakes.faults import Fault, Faults, photo_key
 
 __all__ = [
     "CHECK_MESSAGES",
@@ -419,6 +420,8 @@ class _FakeProvider:
         self.profile: dict[str, Any] = copy.deepcopy(DEFAULT_CHECK_PROFILE)
         """Unmeasured ``detect_result`` values of every check answer; edit freely."""
         self.url_images: dict[str, bytes] = {}
+        self.faults: Faults | None = None
+        """Fault injection and the billing ledger (``tests.fakes.faults``); None: no faults."""
         """Images the fake can "download" for the ``url`` parameter; others are not found."""
         self._paths = tuple(paths)
         self._messages = messages
@@ -715,6 +718,8 @@ class FakeJumdata(_FakeProvider):
         received.auth_ok = True
 
         path = request.path
+        if self.faults is not None:
+            return await self._with_fault(request, received, form, self.faults)
         script = self._pop_script(path)
         if script is not None and script.hang:
             await self._hang(script.hang)
@@ -735,6 +740,32 @@ class FakeJumdata(_FakeProvider):
         if path == CHECK_PATH:
             return self._respond_json(received, self._check_answer(path, data, script))
         return self._respond_json(received, self._detect_answer(form, data, script))
+
+    async def _with_fault(
+        self, request: web.Request, received: Received, form: FormData, faults: Faults
+    ) -> web.StreamResponse:
+        """An authenticated call answered under ``faults``: the fault its photo draws, and
+        every billed answer entered in the ledger."""
+        path = request.path
+        image_field, data, problem = self._take_image(form, ("base64", "file", "url"))
+        received.image_field, received.image_bytes = image_field, data
+        photo = photo_key(data or b"")
+        fault = faults.choose(path, photo)
+        if fault is Fault.UNAVAILABLE:
+            return self._respond_html(received, 503)
+        if fault is Fault.RATE_LIMITED:
+            return self._respond_json(received, self._coded(path, 609))
+        if problem is not None or data is None:
+            answer = problem if problem is not None else _bare(400, "图片不能为空")
+        elif path == CHECK_PATH:
+            answer = self._check_answer(path, data, None)
+        else:
+            answer = self._detect_answer(form, data, None)
+        if answer.get("charge") is True:
+            if fault is Fault.BILL_THEN_HANG:
+                await faults.hang(request, self._stopping)
+            faults.bill(path, photo, request)
+        return self._respond_json(received, answer)
 
     # face detect -------------------------------------------------------------
 

@@ -1326,6 +1326,8 @@ class FakeTelegram:
         self._http: aiohttp.ClientSession | None = None
         self._delivery_tasks: set[asyncio.Task[None]] = set()
         self._inflight_updates: set[int] = set()
+        self.call_listeners: list[Callable[[Call], None]] = []
+        """Called with each Bot API call as it is answered (a soak times replies so)."""
         self._next_set_webhook_at = 0.0
         self._methods: dict[str, Callable[[_Request], Any]] = {
             "getme": self._get_me,
@@ -1795,6 +1797,8 @@ class FakeTelegram:
         finally:
             call.done = True
             self._notify()
+            for listener in self.call_listeners:
+                listener(call)
         return status, body
 
     async def _read_request(self, request: web.Request, call: Call) -> _Request:
