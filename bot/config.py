@@ -185,6 +185,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as error:
         raise SettingsError(describe_validation_error(error, Settings)) from None
     problems = settings.webhook_problems() + settings.credential_problems()
+    if not problems:
+        from services.metering import timing_problems  # here: it pulls in SQLAlchemy
+
+        problems = timing_problems(settings)
     if problems:
         raise SettingsError(problems)
     return settings

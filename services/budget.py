@@ -18,11 +18,19 @@ processes never raise a figure within its period: within one reset period the st
 ``remain`` only goes down (the smallest figure is the latest), a new period replaces
 it, an older period's answer is ignored, and a back-off is only ever extended.
 
-``before_call`` reads a provider's row at most once every ``KNOWN_FOR`` seconds per
-process (its own writes read it afresh), so a call costs no read: what another process
-learned (a spent account, a back-off) reaches this one within that time, and a call made
-meanwhile is one the provider refuses without charging. Times (resets, back-offs) are
-always judged against the clock of the moment; ``status`` always reads.
+The metering admits a call with ``admission``: run inside the transaction that reserves
+the user's unit, it locks the provider's row (``SELECT … FOR UPDATE`` on PostgreSQL;
+SQLite has one writer) and counts the calls in flight to that provider (its pending
+reservations) against the known figures, so a burst cannot overshoot
+``PROVIDER_RESERVE``: with ``remain`` 3 and a reserve of 2, one non-admin call is admitted,
+not ten. A call sent and never answered (``ProviderError.unknown``) is counted as spent:
+the known ``remain`` and ``remainTimes`` drop by one, so the estimate of what is left is
+never above the truth.
+
+``before_call`` (the same rules with nothing in flight, for a look without a
+reservation) reads a provider's row at most once every ``KNOWN_FOR`` seconds per
+process (its own writes read it afresh). Times (resets, back-offs) are always judged
+against the clock of the moment; ``status`` always reads.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    func,
     literal,
     null,
     or_,
@@ -51,6 +60,7 @@ from sqlalchemy import (
 
 from services.errors import BudgetEffect, ProviderError, ServiceError
 from services.i18n import N_
+from services.ledger import IN_FLIGHT, Admission
 from services.models import Usage
 from services.storage import tables
 from services.storage.db import Database, upsert
@@ -61,6 +71,7 @@ if TYPE_CHECKING:
 Clock = Callable[[], datetime]
 
 _BUDGETS: Table = tables.ProviderBudget.__table__  # type: ignore[assignment]
+_RESERVATIONS: Table = tables.Reservation.__table__  # type: ignore[assignment]
 
 PROVIDER_DAY_ZONE = ZoneInfo("Asia/Shanghai")
 # Two reset times closer than this are the same period (remainSeconds drifts with latency).
@@ -205,17 +216,46 @@ class ProviderBudgets:
         last ``reserve`` calls stay for admins.
         """
         status = await self.get(provider)
-        if status is None:
-            return
+        if status is not None:
+            self._admit(status, admin=admin, in_flight=0)
+
+    def admission(self, provider: str, *, admin: bool) -> Admission:
+        """``before_call`` made atomic, for ``Ledger.reserve``'s transaction: the provider's
+        row locked, the calls in flight to it counted against its known figures."""
+
+        def admit(connection: Connection, now: datetime) -> None:
+            row = connection.execute(
+                select(_BUDGETS).where(_BUDGETS.c.provider == provider).with_for_update()
+            ).first()
+            if row is None:
+                return
+            status = self._status(row._mapping, now)
+            in_flight = 0
+            if status.remain is not None or status.remain_times is not None:
+                reservations = _RESERVATIONS.c
+                in_flight = connection.execute(
+                    select(func.count()).where(
+                        reservations.provider == provider,
+                        reservations.state.in_(IN_FLIGHT),
+                        reservations.expires_at > now,
+                    )
+                ).scalar_one()
+            self._admit(status, admin=admin, in_flight=in_flight)
+
+        return admit
+
+    def _admit(self, status: BudgetStatus, *, admin: bool, in_flight: int) -> None:
+        """Refuse a call the provider would refuse, or one that would eat into the reserve
+        kept for admins once the calls in flight have taken their share."""
+        provider = status.provider
         if status.spent:
             raise ProviderSpent(provider, status.spent_until)
         if status.backoff_until is not None:
             raise ProviderBackingOff(provider, status.backoff_until)
-        if admin or self.reserve == 0:
-            return
-        if status.remain_times is not None and status.remain_times <= self.reserve:
+        floor = in_flight + (0 if admin else self.reserve)
+        if status.remain_times is not None and status.remain_times <= floor:
             raise ProviderSpent(provider, None)
-        if status.remain is not None and status.remain <= self.reserve:
+        if status.remain is not None and status.remain <= floor:
             raise ProviderSpent(provider, status.resets_at)
 
     def _status(self, row: RowMapping, now: datetime) -> BudgetStatus:
@@ -271,7 +311,8 @@ class ProviderBudgets:
         self._changed(provider)
 
     async def after_error(self, error: ProviderError) -> None:
-        """Record what a failed call says about the provider's budget or pace."""
+        """Record what a failed call says about the provider's budget or pace; a call of
+        unknown outcome is counted as one spent."""
         provider = error.provider
         code = None if error.code is None else str(error.code)[: tables.CODE_LENGTH]
         now = self._now()
@@ -284,10 +325,13 @@ class ProviderBudgets:
         if error.budget is BudgetEffect.BACK_OFF:
             seconds = error.backoff if error.backoff is not None else self.default_backoff
             backoff = now + timedelta(seconds=seconds)
-        if remain is None and remain_times is None and not spent and backoff is None:
+        unknown = error.unknown
+        if remain is None and remain_times is None and not (spent or unknown or backoff):
             return
 
         def work(connection: Connection) -> None:
+            if unknown:
+                _spend_one(connection, provider, now)
             if remain is not None or remain_times is not None:
                 self._figures(
                     connection,
@@ -297,7 +341,7 @@ class ProviderBudgets:
                     remain_times=remain_times,
                     remain_seconds=remain_seconds,
                 )
-            else:
+            elif spent or backoff is not None:
                 self._ensure(connection, provider, now)
             budgets = _BUDGETS.c
             if spent:
@@ -398,3 +442,19 @@ class ProviderBudgets:
                 updated=now,
             )
         )
+
+
+def _spend_one(connection: Connection, provider: str, now: datetime) -> None:
+    """One call that may have been billed: the known figures drop by one (never below 0)."""
+    budgets = _BUDGETS.c
+    connection.execute(
+        update(_BUDGETS)
+        .where(budgets.provider == provider)
+        .values(
+            remain=case((budgets.remain > 0, budgets.remain - 1), else_=budgets.remain),
+            remain_times=case(
+                (budgets.remain_times > 0, budgets.remain_times - 1), else_=budgets.remain_times
+            ),
+            updated=now,
+        )
+    )

@@ -33,6 +33,7 @@ class ImageProblem(StrEnum):
     CORRUPT = "corrupt"
     ANIMATED = "animated"
     TOO_MANY_PIXELS = "too_many_pixels"
+    TOO_MANY_SCANS = "too_many_scans"
     TOO_SMALL = "too_small"
     FILE_TOO_BIG = "file_too_big"
     CANNOT_FIT = "cannot_fit"
@@ -44,6 +45,7 @@ _IMAGE_MESSAGES: dict[ImageProblem, str] = {
     ImageProblem.CORRUPT: N_("image.corrupt"),
     ImageProblem.ANIMATED: N_("image.animated"),
     ImageProblem.TOO_MANY_PIXELS: N_("image.too_many_pixels"),
+    ImageProblem.TOO_MANY_SCANS: N_("image.too_many_scans"),
     ImageProblem.TOO_SMALL: N_("image.too_small"),
     ImageProblem.FILE_TOO_BIG: N_("image.file_too_big"),
     ImageProblem.CANNOT_FIT: N_("image.cannot_fit"),
@@ -113,13 +115,18 @@ class ProviderError(ServiceError):
             self.message_id = message_id
         self.usage = usage if usage is not None else Usage(charged=False)
         # True only when the provider certainly did not process (or charge) the call.
-        self.retry_safe = retry_safe and not self.usage.charged
+        self.retry_safe = retry_safe and not (self.usage.charged or self.usage.unknown)
         self.budget = budget
         self.backoff = backoff
 
     @property
     def charged(self) -> bool:
         return self.usage.charged
+
+    @property
+    def unknown(self) -> bool:
+        """Sent and never answered: the provider may have charged (``Usage.unknown``)."""
+        return self.usage.unknown
 
     @property
     def task_no(self) -> str | None:

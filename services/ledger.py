@@ -1,8 +1,10 @@
 """The ledger: per-user daily allowances, held exactly across any number of processes.
 
-A call takes a unit first (``reserve``), then the provider is called, then the unit is
-kept if the provider charged (``commit(charged=True)``) and given back otherwise
-(``commit(charged=False)`` or ``release``). Taking a unit is one conditional upsert,
+A request takes a unit first (``reserve``), then the provider is called, then the unit
+is kept if the provider charged (``commit(charged=True)``) and given back otherwise
+(``commit(charged=False)`` or ``release``). A call sent and never answered (``unknown``)
+gives the unit back too, unless ``KEEP_UNIT_ON_UNKNOWN``. Taking a unit is one
+conditional upsert,
 
     INSERT INTO quota_counters (user_id, operation, day, used) VALUES (…, 1)
     ON CONFLICT (user_id, operation, day)
@@ -10,11 +12,24 @@ kept if the provider charged (``commit(charged=True)``) and given back otherwise
     RETURNING used
 
 so the database, not the process, decides who gets the last unit: never
-read-then-write. Each unit taken has a row in ``reservations``; a unit whose call
-never ends (a crashed process) expires after ``reservation_ttl`` and the next sweep
-gives it back, exactly once (the sweep flips ``pending`` to ``expired`` with a
-conditional UPDATE … RETURNING). A late commit of an expired reservation that the
-provider did charge takes the unit again, so the count stays what was really spent.
+read-then-write. ``reserve`` takes an ``admit`` check that runs in the same transaction
+(the provider budgets' atomic admission, ``ProviderBudgets.admission``).
+
+One request, one unit: when a call fails and the request goes on to the local fallback,
+``record`` books the failed call and ``move`` hands the same unit to the next provider.
+A call that charged marks the unit ``spent``: however the request then ends, the unit
+is kept, and only once. So the quota counter is the units taken, and the usage rows
+carry one row per provider call, of which the charged ones are the units (an unknown
+call kept by ``KEEP_UNIT_ON_UNKNOWN`` is the exception: it is not ``charged``).
+
+Each unit taken has a row in ``reservations`` (``pending``, or ``spent``); a unit whose
+call never ends (a crashed process) expires after ``reservation_ttl`` and the next
+sweep gives a ``pending`` one back, exactly once (the sweep flips it to ``expired``
+with a conditional UPDATE … RETURNING), and keeps a ``spent`` one (``lapsed``). A late
+commit of an expired reservation that the provider did charge takes the unit again
+only if it is still free: the user may have used it meanwhile, and a count over the
+limit is worse than one call not counted (its usage row is written either way).
+``RESERVATION_TTL`` must outlive any call (``services.metering.timing_problems``).
 
 Days are calendar days in ``QUOTA_TIMEZONE``; a reservation belongs to the day it was
 taken on, even if it ends after midnight. ``USER_DAILY_LIMIT`` 0 means no limit;
@@ -26,7 +41,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -43,9 +58,14 @@ if TYPE_CHECKING:
     from services.config import ServiceSettings
 
 Clock = Callable[[], datetime]
+# A check run in the reservation's transaction before the unit is taken; it raises to refuse.
+Admission = Callable[[Connection, datetime], None]
 
-PENDING = "pending"
-EXPIRED = "expired"
+PENDING = "pending"  # the unit is held for a call in flight
+SPENT = "spent"  # held, and a call of this request charged: the unit is kept however it ends
+EXPIRED = "expired"  # a pending unit past its expiry, given back
+LAPSED = "lapsed"  # a spent unit past its expiry, kept
+IN_FLIGHT = (PENDING, SPENT)
 
 _COUNTERS: Table = tables.QuotaCounter.__table__  # type: ignore[assignment]
 _RESERVATIONS: Table = tables.Reservation.__table__  # type: ignore[assignment]
@@ -87,6 +107,7 @@ class Reservation:
     admin: bool
     reserved_at: datetime
     expires_at: datetime
+    spent: bool = False  # a call of this request charged: the unit is already the provider's
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +178,7 @@ class Ledger:
         daily_limit: int = 0,
         timezone: str = "UTC",
         reservation_ttl: float = 300.0,
+        keep_unit_on_unknown: bool = False,
         clock: Clock = utc_now,
     ) -> None:
         if daily_limit < 0:
@@ -167,6 +189,7 @@ class Ledger:
         self.daily_limit = daily_limit
         self.days = QuotaDay(timezone)
         self.reservation_ttl = timedelta(seconds=reservation_ttl)
+        self.keep_unit_on_unknown = keep_unit_on_unknown
         self.clock = clock
 
     @classmethod
@@ -178,6 +201,7 @@ class Ledger:
             daily_limit=settings.user_daily_limit,
             timezone=settings.quota_timezone,
             reservation_ttl=settings.reservation_ttl,
+            keep_unit_on_unknown=settings.keep_unit_on_unknown,
             clock=clock,
         )
 
@@ -198,9 +222,16 @@ class Ledger:
     # ------------------------------------------------------------ the ledger
 
     async def reserve(
-        self, user_id: int, operation: Operation | str, provider: str, *, admin: bool
+        self,
+        user_id: int,
+        operation: Operation | str,
+        provider: str,
+        *,
+        admin: bool,
+        admit: Admission | None = None,
     ) -> Reservation:
-        """Take one unit of today's allowance, or raise ``QuotaExceeded``."""
+        """Take one unit of today's allowance, or raise ``QuotaExceeded``; ``admit`` (the
+        provider's budget) runs first in the same transaction and may refuse instead."""
         operation = Operation(operation)
         now = self._now()
         day = self.days.day(now)
@@ -217,6 +248,8 @@ class Ledger:
         )
 
         def work(connection: Connection) -> bool:
+            if admit is not None:
+                admit(connection, now)
             _sweep(connection, now, user_id=user_id, operation=operation.value)
             counters = _COUNTERS.c
             statement = upsert(connection, _COUNTERS).values(
@@ -248,64 +281,103 @@ class Ledger:
             raise QuotaExceeded(operation, self.daily_limit, self.days.resets_at(day))
         return reservation
 
+    async def move(
+        self, reservation: Reservation, provider: str, *, admit: Admission | None = None
+    ) -> Reservation:
+        """Hand the request's unit to the next provider (the fallback) with a fresh expiry:
+        one request, one unit. ``admit`` may refuse, and the unit stays where it was."""
+        now = self._now()
+        moved = replace(reservation, provider=provider, expires_at=now + self.reservation_ttl)
+
+        def work(connection: Connection) -> None:
+            if admit is not None:
+                admit(connection, now)
+            connection.execute(
+                update(_RESERVATIONS)
+                .where(_RESERVATIONS.c.id == reservation.id)
+                .values(provider=provider, expires_at=moved.expires_at)
+            )
+
+        await self.database.run(work)
+        return moved
+
+    async def record(
+        self,
+        reservation: Reservation,
+        *,
+        charged: bool,
+        unknown: bool = False,
+        code: int | str | None = None,
+        latency_ms: int | None = None,
+    ) -> Reservation:
+        """Book a failed call of a request that goes on (to the fallback) and keep its
+        reservation; a call that took the unit marks it ``spent``."""
+        now = self._now()
+
+        def work(connection: Connection) -> bool | None:
+            state = connection.execute(
+                select(_RESERVATIONS.c.state)
+                .where(_RESERVATIONS.c.id == reservation.id)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if state is None:
+                return None
+            if self._keeps(charged, unknown):
+                after = state
+                if state == PENDING or (
+                    state == EXPIRED and _take_again(connection, reservation, self.daily_limit)
+                ):
+                    after = SPENT
+                if after != state:
+                    connection.execute(
+                        update(_RESERVATIONS)
+                        .where(_RESERVATIONS.c.id == reservation.id)
+                        .values(state=after)
+                    )
+                state = after
+            _record_call(connection, reservation, charged, unknown, code, latency_ms, now)
+            return state in (SPENT, LAPSED)
+
+        spent = await self.database.run(work)
+        return reservation if spent is None else replace(reservation, spent=spent)
+
     async def commit(
         self,
         reservation: Reservation,
         *,
         charged: bool,
+        unknown: bool = False,
         code: int | str | None = None,
         latency_ms: int | None = None,
     ) -> bool:
-        """End the call: keep the unit if the provider charged, give it back otherwise.
+        """End the request: keep the unit if the provider charged (or an earlier call of the
+        request did), give it back otherwise. ``unknown``: sent and never answered, kept
+        only with ``keep_unit_on_unknown``.
 
         Records the call against the reservation's provider (``code`` None for success).
         Returns False, recording nothing, when the reservation was already committed,
         released or forgotten.
         """
         now = self._now()
+        keep = self._keeps(charged, unknown)
 
         def work(connection: Connection) -> bool:
             state = _take(connection, reservation.id)
             if state is None:
                 return False
-            if charged and state == EXPIRED:
-                # The unit was given back on expiry, but the provider did charge.
-                connection.execute(
-                    upsert(connection, _COUNTERS)
-                    .values(
-                        user_id=reservation.user_id,
-                        operation=reservation.operation.value,
-                        day=reservation.day,
-                        used=1,
-                    )
-                    .on_conflict_do_update(
-                        index_elements=[
-                            _COUNTERS.c.user_id,
-                            _COUNTERS.c.operation,
-                            _COUNTERS.c.day,
-                        ],
-                        set_={"used": _COUNTERS.c.used + 1},
-                    )
-                )
-            elif not charged and state == PENDING:
+            if state == PENDING and not keep:
                 _give_back(connection, reservation.user_id, reservation.operation, reservation.day)
-            connection.execute(
-                _USAGE.insert().values(
-                    user_id=reservation.user_id,
-                    operation=reservation.operation.value,
-                    provider=reservation.provider,
-                    code=None if code is None else str(code)[: tables.CODE_LENGTH],
-                    charged=charged,
-                    latency_ms=latency_ms,
-                    at=now,
-                )
-            )
+            elif state == EXPIRED and keep:
+                # Given back on expiry, yet the provider did charge: take it again if still free.
+                _take_again(connection, reservation, self.daily_limit)
+            _record_call(connection, reservation, charged, unknown, code, latency_ms, now)
             return True
 
         return await self.database.run(work)
 
     async def release(self, reservation: Reservation) -> bool:
-        """Give the unit back without recording a call (the provider was never asked)."""
+        """End the request without recording a call (the provider was never asked): the
+        unit comes back, unless an earlier call of the request charged."""
 
         def work(connection: Connection) -> bool:
             state = _take(connection, reservation.id)
@@ -314,6 +386,9 @@ class Ledger:
             return state is not None
 
         return await self.database.run(work)
+
+    def _keeps(self, charged: bool, unknown: bool) -> bool:
+        return charged or (unknown and self.keep_unit_on_unknown)
 
     async def remaining(self, user_id: int, *, admin: bool = False) -> dict[Operation, QuotaStatus]:
         """Today's allowance for every operation."""
@@ -355,7 +430,7 @@ class Ledger:
             released = _sweep(connection, now)
             connection.execute(
                 delete(_RESERVATIONS).where(
-                    _RESERVATIONS.c.state == EXPIRED,
+                    _RESERVATIONS.c.state.in_((EXPIRED, LAPSED)),
                     _RESERVATIONS.c.expires_at < now - EXPIRED_KEPT,
                 )
             )
@@ -390,7 +465,7 @@ class Ledger:
             connection.execute(delete(_USAGE).where(_USAGE.c.user_id == user_id))
             connection.execute(
                 delete(_RESERVATIONS).where(
-                    (_RESERVATIONS.c.user_id == user_id) & (_RESERVATIONS.c.state != PENDING)
+                    (_RESERVATIONS.c.user_id == user_id) & _RESERVATIONS.c.state.not_in(IN_FLIGHT)
                 )
             )
             connection.execute(
@@ -455,6 +530,51 @@ def _take(connection: Connection, reservation_id: str) -> str | None:
     return result.scalar_one_or_none()
 
 
+def _take_again(connection: Connection, reservation: Reservation, daily_limit: int) -> bool:
+    """Take a unit given back on expiry once more, if the allowance still has it."""
+    counters = _COUNTERS.c
+    unlimited = reservation.admin or daily_limit == 0
+    statement = (
+        upsert(connection, _COUNTERS)
+        .values(
+            user_id=reservation.user_id,
+            operation=reservation.operation.value,
+            day=reservation.day,
+            used=1,
+        )
+        .on_conflict_do_update(
+            index_elements=[counters.user_id, counters.operation, counters.day],
+            set_={"used": counters.used + 1},
+            where=None if unlimited else counters.used < daily_limit,
+        )
+        .returning(counters.used)
+    )
+    return connection.execute(statement).first() is not None
+
+
+def _record_call(
+    connection: Connection,
+    reservation: Reservation,
+    charged: bool,
+    unknown: bool,
+    code: int | str | None,
+    latency_ms: int | None,
+    now: datetime,
+) -> None:
+    connection.execute(
+        _USAGE.insert().values(
+            user_id=reservation.user_id,
+            operation=reservation.operation.value,
+            provider=reservation.provider,
+            code=None if code is None else str(code)[: tables.CODE_LENGTH],
+            charged=charged,
+            unknown=unknown,
+            latency_ms=latency_ms,
+            at=now,
+        )
+    )
+
+
 def _give_back(
     connection: Connection, user_id: int, operation: Operation, day: date, units: int = 1
 ) -> None:
@@ -476,10 +596,11 @@ def _sweep(
     user_id: int | None = None,
     operation: str | None = None,
 ) -> int:
-    """Expire overdue reservations and give their units back; each one exactly once."""
+    """Expire overdue reservations and give the pending ones' units back, each exactly once;
+    a spent one keeps its unit (a call of it charged)."""
     reservations = _RESERVATIONS.c
     statement = update(_RESERVATIONS).where(
-        reservations.state == PENDING, reservations.expires_at <= now
+        reservations.state.in_(IN_FLIGHT), reservations.expires_at <= now
     )
     if user_id is not None:
         statement = statement.where(reservations.user_id == user_id)
@@ -487,12 +608,16 @@ def _sweep(
         statement = statement.where(reservations.operation == operation)
     rows = (
         connection.execute(
-            statement.values(state=EXPIRED).returning(
-                reservations.user_id, reservations.operation, reservations.day
+            statement.values(
+                state=case((reservations.state == PENDING, EXPIRED), else_=LAPSED)
+            ).returning(
+                reservations.user_id, reservations.operation, reservations.day, reservations.state
             )
         )
     ).all()
-    by_counter = Counter((row.user_id, row.operation, row.day) for row in rows)
+    by_counter = Counter(
+        (row.user_id, row.operation, row.day) for row in rows if row.state == EXPIRED
+    )
     for (user, operation_name, day), units in sorted(by_counter.items()):
         _give_back(connection, user, Operation(operation_name), day, units)
-    return len(rows)
+    return by_counter.total()

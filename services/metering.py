@@ -1,12 +1,18 @@
 """Quotas and provider budgets around every provider call, and the local fallback.
 
-For one request: the photo is prepared first (bad input costs nothing and reserves
-nothing); the provider's budget is asked whether it may be called at all; a unit of
-the user's daily allowance is reserved; the provider is called; the reservation is
-committed only if the provider charged (an answer of a provider that bills no one,
-the local engine, always counts), and released otherwise. With ``FALLBACK_TO_LOCAL``,
-a cloud provider that is spent, backing off or failing hands the request to the local
-engine, which answers in its place.
+For one request: the user's unit is reserved first, in the same transaction as the
+provider's admission (its budget, with the calls already in flight to it counted), so a
+user over the limit or a spent provider costs no work; then the photo is prepared (bad
+input gives the unit back and records nothing); the provider is called; the request
+keeps its unit only if the provider charged (an answer of a provider that bills no one,
+the local engine, always counts), and gives it back otherwise. A call sent and never
+answered (``ProviderError.unknown``) counts against the provider's budget and gives the
+unit back, unless ``KEEP_UNIT_ON_UNKNOWN``.
+
+With ``FALLBACK_TO_LOCAL``, a cloud provider that is spent, backing off or failing hands
+the request to the local engine, which answers in its place; the request still takes
+one unit, whichever of its calls took it, and every call gets its usage row.
+``RESERVATION_TTL`` must outlive the longest call (``timing_problems``).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from services import metrics
+from services.alerts import BudgetAlerts
 from services.budget import ProviderBackingOff, ProviderBudgets, ProviderSpent
 from services.errors import (
     ProviderBudgetError,
@@ -25,9 +33,13 @@ from services.errors import (
     ProviderRateLimitError,
     ProviderUnavailableError,
 )
-from services.ledger import Ledger, Reservation
+from services.ledger import Ledger, QuotaExceeded, Reservation
 from services.models import Operation, Usage
 from services.providers.base import Provider
+from services.providers.http import MAX_ATTEMPTS, longest_call
+
+if TYPE_CHECKING:
+    from services.config import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +82,12 @@ class Answered(Generic[P, X, R]):
 
 
 class Metering:
-    def __init__(self, ledger: Ledger, budgets: ProviderBudgets) -> None:
+    def __init__(
+        self, ledger: Ledger, budgets: ProviderBudgets, alerts: BudgetAlerts | None = None
+    ) -> None:
         self.ledger = ledger
         self.budgets = budgets
+        self.alerts = alerts
 
     async def run(
         self,
@@ -83,43 +98,72 @@ class Metering:
         call: Callable[[P, X], Awaitable[R]],
         then: Then[P, X, R] | None = None,
     ) -> Answered[P, X, R]:
-        """Try ``providers`` in order (the configured one, then the local fallback); ``then``
-        works on the answer while the ledger records the call."""
+        """Try ``providers`` in order (the configured one, then the local fallback) on one
+        unit of the caller's allowance; ``then`` works on the answer while the ledger
+        records the call."""
+        reservation: Reservation | None = None
         fell_back_from: str | None = None
         for index, provider in enumerate(providers):
             last = index == len(providers) - 1
             name = provider.name
-            prepared = await prepare(provider)
-            if provider.billable:
-                try:
-                    await self.budgets.before_call(name, admin=caller.admin)
-                except (ProviderSpent, ProviderBackingOff) as refusal:
-                    if last:
-                        raise
-                    log.info(
-                        "%s: %s refused before the call (%s); falling back",
-                        operation.value,
-                        name,
-                        refusal.message_id,
+            admit = self.budgets.admission(name, admin=caller.admin) if provider.billable else None
+            try:
+                if reservation is None:
+                    reservation = await self.ledger.reserve(
+                        caller.user_id, operation, name, admin=caller.admin, admit=admit
                     )
-                    fell_back_from = fell_back_from or name
-                    continue
-            reservation = await self.ledger.reserve(
-                caller.user_id, operation, name, admin=caller.admin
-            )
+                else:
+                    reservation = await self.ledger.move(reservation, name, admit=admit)
+            except QuotaExceeded:
+                metrics.quota_refused(operation)
+                raise
+            except (ProviderSpent, ProviderBackingOff) as refusal:
+                if last:
+                    if reservation is not None:
+                        await self.ledger.release(reservation)
+                    raise
+                log.info(
+                    "%s: %s refused before the call (%s); falling back",
+                    operation.value,
+                    name,
+                    refusal.message_id,
+                )
+                fell_back_from = fell_back_from or name
+                continue
+            try:
+                prepared = await prepare(provider)
+            except BaseException:
+                await self.ledger.release(reservation)
+                raise
             started = time.perf_counter()
             try:
                 result = await call(provider, prepared)
             except ProviderError as error:
-                await self.ledger.commit(
-                    reservation,
-                    charged=error.charged,
-                    code=error.code,
-                    latency_ms=_ms(started),
-                )
+                latency_ms = _ms(started)
+                billing = metrics.billing_of(error.usage)
+                metrics.provider_call(name, operation, error.code, billing, latency_ms / 1000)
+                falls_back = not last and isinstance(error, _FALL_BACK_ON)
+                if falls_back:
+                    reservation = await self.ledger.record(
+                        reservation,
+                        charged=error.charged,
+                        unknown=error.unknown,
+                        code=error.code,
+                        latency_ms=latency_ms,
+                    )
+                else:
+                    await self.ledger.commit(
+                        reservation,
+                        charged=error.charged,
+                        unknown=error.unknown,
+                        code=error.code,
+                        latency_ms=latency_ms,
+                    )
                 if provider.billable:
                     await self.budgets.after_error(error)
-                if last or not isinstance(error, _FALL_BACK_ON):
+                    if self.alerts is not None:
+                        await self.alerts.after_error(error)
+                if not falls_back:
                     raise
                 log.info("%s: %s failed with %s; falling back", operation.value, name, error.code)
                 fell_back_from = fell_back_from or name
@@ -127,7 +171,10 @@ class Metering:
             except BaseException:
                 await self.ledger.release(reservation)
                 raise
-            books = self._record(provider, reservation, result.usage, _ms(started))
+            latency_ms = _ms(started)
+            billing = metrics.billing_of(result.usage)
+            metrics.provider_call(name, operation, None, billing, latency_ms / 1000)
+            books = self._record(provider, reservation, result.usage, latency_ms)
             await _alongside(books, None if then is None else then(provider, prepared, result))
             return Answered(provider, prepared, result, fell_back_from)
         raise AssertionError("no provider to try")
@@ -138,10 +185,12 @@ class Metering:
         """An answered call: the provider's figures, then the user's unit."""
         if provider.billable:
             await self.budgets.after_result(provider.name, usage)
-        # A local answer is free for the operator but counts against the user's allowance.
-        await self.ledger.commit(
-            reservation, charged=usage.charged or not provider.billable, latency_ms=latency_ms
-        )
+            if self.alerts is not None:
+                await self.alerts.after_result(provider.name, usage)
+        # A local answer is free for the operator but takes the user's unit, unless a
+        # charged cloud call of the same request already took it: one request, one unit.
+        takes_unit = usage.charged or (not provider.billable and not reservation.spent)
+        await self.ledger.commit(reservation, charged=takes_unit, latency_ms=latency_ms)
 
 
 async def _alongside(books: Awaitable[None], work: Awaitable[None] | None) -> None:
@@ -173,3 +222,25 @@ async def run_unmetered(
     if then is not None:
         await then(provider, prepared, result)
     return Answered(provider, prepared, result, None)
+
+
+def timing_problems(settings: ServiceSettings) -> list[str]:
+    """Start-up lines, one per problem, when ``RESERVATION_TTL`` does not outlive the longest
+    call of a provider in use: a reservation expiring mid-call gives its unit back while
+    the call may still charge."""
+    ttl = settings.reservation_ttl
+    chosen = {settings.provider_for(operation) for operation in Operation}
+    problems: list[str] = []
+    cloud = longest_call(settings.provider_timeout)
+    if chosen - {"local"} and ttl <= cloud:
+        problems.append(
+            f"RESERVATION_TTL is invalid: expected more than {cloud:g} seconds, the longest a "
+            f"cloud call can take (PROVIDER_TIMEOUT {settings.provider_timeout:g} s x "
+            f"{MAX_ATTEMPTS} attempts and the waits between them)"
+        )
+    if ("local" in chosen or settings.fallback_to_local) and ttl <= settings.local_timeout:
+        problems.append(
+            f"RESERVATION_TTL is invalid: expected more than LOCAL_TIMEOUT "
+            f"({settings.local_timeout:g} seconds), the longest the offline engine may take"
+        )
+    return problems

@@ -371,13 +371,19 @@ class Face:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What the provider said about billing and its own remaining budget."""
+    """What the provider said about billing and its own remaining budget.
+
+    ``charged``: the provider said it charged. ``unknown``: the request was sent and no
+    answer came back (a read timeout, a dropped connection, an answer over the size cap),
+    so the provider may have charged without saying so.
+    """
 
     charged: bool
     remain: int | None = None  # JD: calls left today
     remain_times: int | None = None
     remain_seconds: int | None = None
     task_no: str | None = None
+    unknown: bool = False
 
 
 # ``CompareResult.index_a``/``index_b`` left unset: the provider compares one face per

@@ -13,6 +13,12 @@ threads would stall the bot: the work goes to a ``ProcessPoolExecutor`` instead.
   ``ProviderRateLimitError`` (``local.busy``: try again shortly) instead of piling up
   minutes of work no user will wait for. A photo counts until its worker is done with
   it, even when the user who sent it has gone.
+- **A time limit per request** (``LOCAL_TIMEOUT``, from submission to answer): a request
+  still waiting when it ends is cancelled; one still running means a stuck worker, and
+  the workers are terminated and replaced by fresh ones on the next request (a process
+  pool cannot lose one worker and go on: the others' requests fail with it, as on any
+  worker's death). Either way the request fails with ``ProviderUnavailableError`` code
+  ``timeout``, not charged: the local engine bills no one.
 - **Shutdown that does not hang**: queued work is cancelled, running work gets a grace
   period, and a worker still busy after it is terminated, then killed.
 
@@ -78,17 +84,21 @@ class EnginePool:
         models_dir: str = "",
         workers: int = 1,
         queue_limit: int = 32,
+        timeout: float = 60.0,
         start_method: str = START_METHOD,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         if queue_limit < 0:
             raise ValueError("queue_limit must not be negative")
+        if timeout <= 0:
+            raise ValueError("timeout must be above 0")
         self.landmarks = landmarks
         self.detector = detector
         self.models_dir = models_dir
         self.workers = workers
         self.queue_limit = queue_limit
+        self.timeout = timeout
         self._context = multiprocessing.get_context(start_method)
         self._executor: ProcessPoolExecutor | None = None
         self._start_lock = asyncio.Lock()
@@ -146,7 +156,8 @@ class EnginePool:
             )
 
     async def run(self, fn: Callable[..., T], /, *args: Any, photos: int = 1) -> T:
-        """``fn(*args)`` in a worker; refused at once when the queue is full."""
+        """``fn(*args)`` in a worker; refused at once when the queue is full, failed with
+        code ``timeout`` after ``timeout`` seconds."""
         with self._count_lock:
             if self._in_flight + photos > self.capacity:
                 busy = self._in_flight
@@ -170,8 +181,21 @@ class EnginePool:
             self._release(photos)
             raise
         future.add_done_callback(lambda _: self._release(photos))
+        deadline = asyncio.timeout(self.timeout)
         try:
-            return await asyncio.wrap_future(future)
+            async with deadline:
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the work's own error
+            if not future.cancelled():  # it was running, not waiting: the worker is stuck
+                log.warning(
+                    "local engine: a request ran over %g s; replacing the workers", self.timeout
+                )
+                await self._discard(executor, grace=0.0)
+            raise _unavailable(
+                "timeout", f"local engine: no answer in {self.timeout:g} s"
+            ) from None
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if future.cancelled() and (task is None or not task.cancelling()):
@@ -187,11 +211,11 @@ class EnginePool:
         with self._count_lock:
             self._in_flight = max(0, self._in_flight - photos)
 
-    async def _discard(self, executor: ProcessPoolExecutor) -> None:
+    async def _discard(self, executor: ProcessPoolExecutor, grace: float = 1.0) -> None:
         async with self._start_lock:
             if self._executor is executor:
                 self._executor = None
-        await asyncio.to_thread(_stop, executor, 1.0)
+        await asyncio.to_thread(_stop, executor, grace)
 
     async def close(self, grace: float = 5.0) -> None:
         """Cancel queued work, give running work ``grace`` seconds, then end the workers."""

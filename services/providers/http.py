@@ -25,6 +25,7 @@ from services.errors import (
     ProviderRateLimitError,
     ProviderUnavailableError,
 )
+from services.models import Usage
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -133,6 +134,9 @@ class HttpTransport:
 
     Transport faults become ``ProviderUnavailableError``, marked ``retry_safe`` only
     when the request cannot have reached the provider (and so cannot have been charged).
+    A request that was sent and got no answer we read (a timeout, a dropped connection,
+    an answer over the cap) has an unknown outcome (``Usage.unknown``): the provider may
+    have billed it.
     """
 
     def __init__(self, provider: str, timeout: float) -> None:
@@ -182,6 +186,7 @@ class HttpTransport:
             self.provider,
             code="too_big",
             message_id=MALFORMED.message_id,
+            usage=Usage(charged=False, unknown=True),
             detail=f"{self.provider}: an answer of {size} bytes or more, over {MAX_REPLY_BYTES}",
         )
 
@@ -189,6 +194,7 @@ class HttpTransport:
         return ProviderUnavailableError(
             self.provider,
             code=code,
+            usage=Usage(charged=False, unknown=sent),
             retry_safe=not sent,
             detail=f"{self.provider}: {code}: {type(error).__name__}",
         )
@@ -200,9 +206,19 @@ class HttpTransport:
             await asyncio.sleep(0)
 
 
-async def backoff(attempt: int) -> None:
+def backoff_delay(attempt: int) -> float:
     """Short, bounded waits between retries: 0.5 s, 1 s, ... capped at 3 s."""
-    await asyncio.sleep(min(0.5 * (2**attempt), 3.0))
+    return min(0.5 * 2.0**attempt, 3.0)
+
+
+async def backoff(attempt: int) -> None:
+    await asyncio.sleep(backoff_delay(attempt))
+
+
+def longest_call(timeout: float, attempts: int = MAX_ATTEMPTS) -> float:
+    """The most seconds ``CloudClient.call`` can take: every attempt used to its timeout,
+    with the waits between them. A reservation must outlive it."""
+    return timeout * attempts + sum(backoff_delay(attempt) for attempt in range(attempts - 1))
 
 
 class CloudClient:

@@ -120,6 +120,7 @@ class LocalProvider(Checker, PairComparer, Detector, Analyzer):
         queue_limit: int = 32,
         detector: str = "hog",
         models_dir: str = "",
+        timeout: float = 60.0,
     ) -> None:
         if landmarks not in ("mesh", "68", "5"):
             raise ValueError("landmarks must be mesh, 68 or 5")
@@ -144,6 +145,7 @@ class LocalProvider(Checker, PairComparer, Detector, Analyzer):
             models_dir=models_dir,
             workers=workers,
             queue_limit=queue_limit,
+            timeout=timeout,
         )
 
     @classmethod
@@ -154,6 +156,7 @@ class LocalProvider(Checker, PairComparer, Detector, Analyzer):
             queue_limit=settings.local_queue_limit,
             detector=settings.local_detector,
             models_dir=settings.local_models_dir,
+            timeout=settings.local_timeout,
         )
 
     @property

@@ -95,7 +95,9 @@ class Reservation(Base):
     """One unit taken before a provider call.
 
     ``state`` is ``pending`` until the call ends (the row is then deleted) or until
-    ``expires_at`` passes and a sweep gives the unit back (``expired``).
+    ``expires_at`` passes and a sweep gives the unit back (``expired``); ``spent`` once a
+    cloud call of the request charged and the request goes on to the local fallback (the
+    unit is kept however it ends; past ``expires_at`` it becomes ``lapsed``, still kept).
     """
 
     __tablename__ = "reservations"

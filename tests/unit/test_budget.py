@@ -258,6 +258,35 @@ async def test_other_errors_leave_the_budget_alone(database: Database, clock: Fa
     assert (status.remain, status.remain_times) == (41, 1000)
 
 
+async def test_a_call_of_unknown_outcome_counts_as_one_spent(
+    database: Database, clock: FakeClock
+) -> None:
+    """Sent and never answered: the provider may have billed it, so the known figures drop
+    by one, as a charged answer's would; what is left is never estimated above the truth."""
+    book = budgets(database, clock, reserve=1)
+    timeout = ProviderUnavailableError(
+        "jdcloud", code="timeout", usage=Usage(charged=False, unknown=True)
+    )
+    await book.after_error(timeout)
+    assert await book.status() == []  # nothing known, nothing to lower
+
+    await book.after_result("jdcloud", jd(remain=3, times=2))
+    await book.after_error(timeout)
+    (status,) = await book.status()
+    assert (status.remain, status.remain_times) == (2, 1)
+    with pytest.raises(ProviderSpent):  # the package is down to the reserve
+        await book.before_call("jdcloud", admin=False)
+    for _ in range(3):
+        await book.after_error(timeout)
+    (status,) = await book.status()
+    assert (status.remain, status.remain_times) == (0, 0)
+    assert status.spent
+    # A later answer in the same period with a higher figure does not raise it.
+    await book.after_result("jdcloud", jd(remain=1, times=1))
+    (status,) = await book.status()
+    assert (status.remain, status.remain_times) == (0, 0)
+
+
 async def test_a_long_provider_code_is_kept_with_its_back_off(
     database: Database, clock: FakeClock
 ) -> None:

@@ -3,6 +3,8 @@ and the call loop that re-signs every attempt and retries only what cannot have 
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from services.errors import (
     ProviderRateLimitError,
     ProviderUnavailableError,
 )
+from services.models import Usage
 from services.providers.http import (
     CloudClient,
     FilePart,
@@ -23,6 +26,7 @@ from services.providers.http import (
     HttpRequest,
     HttpTransport,
     json_object,
+    longest_call,
     multipart_form,
 )
 
@@ -182,6 +186,65 @@ async def test_an_answer_over_the_cap_is_refused_unread(declared: bool) -> None:
             await transport.close()
     assert caught.value.code == "too_big" and caught.value.message_id == "provider.malformed"
     assert caught.value.retry_safe is False  # the call was made: it may have been billed
+    assert caught.value.unknown and not caught.value.charged
     # The rest was never read (what was sent went into socket buffers): over the cap
     # declared, nothing was; streamed, the reading stopped at the cap.
     assert sent < total // 2
+
+
+async def test_a_request_sent_and_never_answered_has_an_unknown_outcome() -> None:
+    """The provider got the request and may have billed it: not "not charged"."""
+    release = asyncio.Event()
+
+    async def hang(_request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/", hang)
+    async with TestServer(app) as server:
+        transport = HttpTransport("jdcloud", timeout=0.3)
+        try:
+            with pytest.raises(ProviderUnavailableError) as caught:
+                await transport.post(HttpRequest(str(server.make_url("/")), b"{}", {}))
+        finally:
+            release.set()
+            await transport.close()
+    error = caught.value
+    assert (error.code, error.unknown, error.charged, error.retry_safe) == (
+        "timeout",
+        True,
+        False,
+        False,
+    )
+
+
+async def test_a_request_never_sent_is_certainly_not_charged() -> None:
+    with socket.socket() as listener:  # a port nobody listens on once closed
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    transport = HttpTransport("jdcloud", timeout=5)
+    try:
+        with pytest.raises(ProviderUnavailableError) as caught:
+            await transport.post(HttpRequest(f"http://127.0.0.1:{port}/", b"{}", {}))
+    finally:
+        await transport.close()
+    error = caught.value
+    assert (error.code, error.unknown, error.charged, error.retry_safe) == (
+        "network",
+        False,
+        False,
+        True,
+    )
+
+
+def test_an_unknown_outcome_is_never_retried() -> None:
+    unknown = Usage(charged=False, unknown=True)
+    assert not ProviderUnavailableError(
+        "x", code="timeout", usage=unknown, retry_safe=True
+    ).retry_safe
+
+
+def test_the_longest_call_counts_every_attempt_and_the_waits() -> None:
+    assert longest_call(15) == 15 * 3 + 0.5 + 1.0
+    assert longest_call(10, attempts=1) == 10

@@ -253,6 +253,78 @@ async def test_a_crash_between_reserve_and_commit_releases_after_expiry(
         await survivor_db.close()
 
 
+async def test_a_reservation_outliving_its_ttl_never_takes_the_unit_twice(
+    database: Database, clock: FakeClock
+) -> None:
+    """Limit 1: a call outlives RESERVATION_TTL, its unit is swept back and taken by the next
+    call; the late charged commit is booked but must not make it "used 2 of 1"."""
+    book = ledger(database, clock, daily_limit=1, reservation_ttl=60)
+    slow = await book.reserve(USER, Operation.CHECK, "jumdata", admin=False)
+    clock.advance(seconds=61)
+    assert await book.expire_stale() == 1  # swept: the unit is free again
+    assert await used_in_db(database, USER, Operation.CHECK) == 0
+    assert await book.commit(slow, charged=True, latency_ms=61_000) is True
+    assert await used_in_db(database, USER, Operation.CHECK) == 1  # it charged: counted again
+
+    clock.advance(days=1)  # a new day, a fresh unit
+    slower = await book.reserve(USER, Operation.CHECK, "jumdata", admin=False)
+    clock.advance(seconds=61)
+    sweeper = await book.reserve(USER, Operation.CHECK, "jumdata", admin=False)  # sweeps, takes
+    assert await book.commit(slower, charged=True, latency_ms=61_000) is True
+    assert await book.commit(sweeper, charged=True, latency_ms=10) is True
+    status = (await book.remaining(USER))[Operation.CHECK]
+    assert (status.limit, status.used, status.remaining) == (1, 1, 0)
+    assert await charged_records(database, USER) == 3  # every charged call is in the books
+
+
+async def test_a_spent_unit_is_kept_however_the_request_ends(
+    database: Database, clock: FakeClock
+) -> None:
+    """One request, one unit: a charged failure marks it spent, and no later end of the
+    request (a failure, a release, an expiry and a late commit) gives it back or takes
+    another."""
+    book = ledger(database, clock, daily_limit=3, reservation_ttl=60)
+    first = await book.reserve(USER, Operation.COMPARE, "jdcloud", admin=False)
+    first = await book.record(first, charged=True, code="10043", latency_ms=5)
+    assert first.spent
+    first = await book.move(first, "local")
+    assert await book.commit(first, charged=False, code="timeout") is True
+
+    second = await book.reserve(USER, Operation.COMPARE, "jdcloud", admin=False)
+    second = await book.record(second, charged=True, code="10043")
+    assert await book.release(second) is True
+
+    third = await book.reserve(USER, Operation.COMPARE, "jdcloud", admin=False)
+    third = await book.move(await book.record(third, charged=True, code="10043"), "local")
+    clock.advance(seconds=61)
+    assert await book.expire_stale() == 0  # nothing given back: the provider charged
+    assert await book.commit(third, charged=False) is True  # the local answer, very late
+    assert await used_in_db(database, USER, Operation.COMPARE) == 3
+
+    free = await book.reserve(USER + 1, Operation.COMPARE, "jdcloud", admin=False)
+    free = await book.record(free, charged=False, code="http_503")
+    assert not free.spent
+    assert await book.release(free) is True
+    assert await used_in_db(database, USER + 1, Operation.COMPARE) == 0
+    stats = await book.stats()
+    # Six calls in the books; the charged rows are the units taken.
+    assert stats.calls[(Operation.COMPARE, "jdcloud")] == CallCount(4, 3)
+    assert stats.calls[(Operation.COMPARE, "local")] == CallCount(2, 0)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+async def test_an_unknown_outcome_is_booked_and_its_unit_follows_the_setting(
+    database: Database, keep: bool
+) -> None:
+    book = ledger(database, daily_limit=1, keep_unit_on_unknown=keep)
+    reservation = await book.reserve(USER, Operation.CHECK, "jumdata", admin=False)
+    assert await book.commit(reservation, charged=False, unknown=True, code="timeout")
+    assert await used_in_db(database, USER, Operation.CHECK) == (1 if keep else 0)
+    async with database.engine.connect() as connection:
+        row = (await connection.execute(select(UsageRecord.charged, UsageRecord.unknown))).one()
+    assert tuple(row) == (False, True)
+
+
 async def test_expire_stale_sweeps_every_user_and_prunes(
     database: Database, clock: FakeClock
 ) -> None:
@@ -428,6 +500,7 @@ async def test_forget_deletes_what_is_kept_but_not_todays_count(database: Databa
     assert (await prefs.get_locale(USER), await prefs.get_spec(USER)) == (None, None)
     assert await prefs.get_spec(USER + 2) is None
     assert (await prefs.get_locale(USER + 1), await prefs.get_spec(USER + 1)) == ("en", "icao")
+
     async def rows(model: Any, column: Any) -> int:
         return await scalar(database, select(func.count()).select_from(model).where(column == USER))
 
@@ -513,6 +586,7 @@ async def test_usage_records_never_hold_more_than_the_call(database: Database) -
         "provider",
         "code",
         "charged",
+        "unknown",
         "latency_ms",
         "at",
     }
@@ -526,8 +600,10 @@ def test_ledger_from_settings() -> None:
         user_daily_limit=4,
         quota_timezone="Asia/Tokyo",
         reservation_ttl=90,
+        keep_unit_on_unknown=True,
     )
     book = Ledger.from_settings(None, settings)  # type: ignore[arg-type]
+    assert book.keep_unit_on_unknown is True
     assert book.daily_limit == 4
     assert book.reservation_ttl == timedelta(seconds=90)
     assert str(book.days.zone) == "Asia/Tokyo"
