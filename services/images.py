@@ -9,13 +9,15 @@ a provider limit is it re-encoded. A photo over the side limit keeps its printed
 in mm and ends no smaller than the largest size libjpeg decodes it to directly within
 that limit (``_decode_upright``).
 
-Everything here is CPU-bound and synchronous; the ``*_async`` wrappers move it
-off the event loop.
+A JPEG or PNG sent as it is still loses its camera metadata (``services.exif``): GPS
+position and serial numbers go, the image data, orientation and DPI stay.
+
+Everything here is CPU-bound and synchronous; the ``*_async`` wrappers run it on the image
+threads (``services.workers``), never on the event loop or its default executor.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import math
@@ -24,11 +26,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import pillow_heif
 from PIL import ExifTags, Image, ImageFile, JpegImagePlugin, UnidentifiedImageError
 
+from services import exif, workers
 from services.errors import ImageError, ImageProblem
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,12 @@ pillow_heif.register_heif_opener()
 MAX_DOWNLOAD_BYTES: Final = 20 * 1024 * 1024  # Telegram Bot API getFile limit
 # Larger is treated as a decompression bomb (phones top out near 50 MP).
 MAX_PIXELS: Final = 60_000_000
+# Scans (SOS markers) a JPEG may have. libjpeg's progressive script writes 10 for colour
+# (6 for grey), a baseline file 1 (3-4 when not interleaved), mozjpeg and jpegli about 10-20.
+# libjpeg passes over every block of the photo once per scan, however little a scan holds:
+# a 969 KB file of 7700x7700 px with 20,000 scans took 22 s to decode (issue 12), about
+# 1 ms a scan at 60 MP; 100 scans cap that at a tenth of a second, 5x what any encoder writes.
+MAX_JPEG_SCANS: Final = 100
 
 # Pillow format names accepted from users. GIF only when it is a single frame.
 ACCEPTED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "HEIF", "GIF"})
@@ -174,10 +183,14 @@ class PreparedImage:
 # --------------------------------------------------------------------------- inspect
 
 
-def inspect_image(data: bytes) -> ImageInfo:
-    """Refuse what no provider should see; raises ``ImageError``."""
+def inspect_image(data: bytes, *, verify: bool = True) -> ImageInfo:
+    """Refuse what no provider should see; raises ``ImageError``.
+
+    ``verify=False`` skips decoding a JPEG's scans, for a caller that decodes the photo
+    next anyway (``open_for_drawing`` refuses a broken one just the same).
+    """
     info, im = _inspect(data)
-    if isinstance(im, JpegImagePlugin.JpegImageFile):
+    if verify and isinstance(im, JpegImagePlugin.JpegImageFile):
         _verify_jpeg(im)
     return info
 
@@ -234,7 +247,24 @@ def _open_still(data: bytes, *, allow_animation: bool) -> ImageFile.ImageFile:
         raise ImageError(ImageProblem.TOO_MANY_PIXELS, width=width, height=height)
     if width <= 0 or height <= 0:
         raise ImageError(ImageProblem.CORRUPT, f"{fmt} declares size {width}x{height}")
+    if isinstance(im, JpegImagePlugin.JpegImageFile):  # MPO too: its first frame is decoded
+        _require_few_scans(data)
     return im
+
+
+def _require_few_scans(data: bytes) -> None:
+    """Refuse a JPEG with more than ``MAX_JPEG_SCANS`` scans, before libjpeg reads any.
+
+    Other formats have no such multiplier: a PNG's or GIF's interlacing is a fixed number
+    of passes (7 and 4), and PNG, GIF, WebP, BMP and HEIF decoders stop at the pixel count
+    the header declares, which ``MAX_PIXELS`` bounds.
+    """
+    try:
+        scans = exif.count_scans(data, MAX_JPEG_SCANS)
+    except exif.Malformed as exc:
+        raise ImageError(ImageProblem.CORRUPT, f"segments: {exc}") from exc
+    if scans > MAX_JPEG_SCANS:
+        raise ImageError(ImageProblem.TOO_MANY_SCANS, limit=MAX_JPEG_SCANS)
 
 
 def _open_header(data: bytes) -> ImageFile.ImageFile:
@@ -344,33 +374,85 @@ def prepare_image(data: bytes, limits: ImageLimits | LimitsFor) -> PreparedImage
     ``limits`` may depend on the photo (jumdata's detect bounds both sides), so it may be
     a function of the photo's ``ImageInfo``.
     """
+    return _prepare(data, limits, None)[0]
+
+
+def prepare_with_canvas(
+    data: bytes, limits: ImageLimits | LimitsFor, canvas_side: int
+) -> tuple[PreparedImage, Image.Image]:
+    """``prepare_image``, and a copy of the prepared photo to draw on (upright RGB, no larger
+    than ``canvas_side``, as ``open_for_drawing`` of its bytes) from the same decode: a
+    picture drawn after the answer then costs no second decode."""
+    if canvas_side < 1:
+        raise ValueError("canvas_side must be positive")
+    return _prepare(data, limits, canvas_side)
+
+
+@overload
+def _prepare(
+    data: bytes, limits: ImageLimits | LimitsFor, canvas_side: int
+) -> tuple[PreparedImage, Image.Image]: ...
+@overload
+def _prepare(
+    data: bytes, limits: ImageLimits | LimitsFor, canvas_side: None
+) -> tuple[PreparedImage, None]: ...
+def _prepare(
+    data: bytes, limits: ImageLimits | LimitsFor, canvas_side: int | None
+) -> tuple[PreparedImage, Image.Image | None]:
     info, im = _inspect(data)
     if not isinstance(limits, ImageLimits):
         limits = limits(info)
-    if (
+    as_it_is = (
         info.format in limits.formats
         and info.orientation == 1
-        and len(data) <= limits.byte_cap
         and max(info.width, info.height) <= limits.max_side
-    ):
-        if isinstance(im, JpegImagePlugin.JpegImageFile):
+    )
+    sent = _without_metadata(data, info.format) if as_it_is else data
+    if as_it_is and len(sent) <= limits.byte_cap:
+        canvas: Image.Image | None = None
+        if canvas_side is not None:  # the canvas's decode verifies the file too
+            canvas = _drawing_copy(im, canvas_side, None)
+        elif isinstance(im, JpegImagePlugin.JpegImageFile):
             _verify_jpeg(im)
         _require_min_side(info, limits)
-        return PreparedImage(
-            data=data,
+        prepared = PreparedImage(
+            data=sent,
             format=info.format,
             width=info.width,
             height=info.height,
             original=info,
             changes=frozenset(),
         )
+        return prepared, canvas
     decoded = _decode_upright(im, info, limits)
     _require_min_side(info, limits)
-    return _reencode(info, decoded, limits)
+    prepared = _reencode(info, decoded, limits)
+    return prepared, None if canvas_side is None else _fitted_copy(decoded.image, canvas_side)
 
 
 async def prepare_image_async(data: bytes, limits: ImageLimits | LimitsFor) -> PreparedImage:
-    return await asyncio.to_thread(prepare_image, data, limits)
+    return await workers.run(prepare_image, data, limits)
+
+
+_STRIP: Final[dict[str, Callable[[bytes], bytes]]] = {
+    "JPEG": exif.strip_jpeg,
+    "PNG": exif.strip_png,
+}
+
+
+def _without_metadata(data: bytes, fmt: str) -> bytes:
+    """The file a provider gets as it is: same image data, no camera metadata.
+
+    BMP holds none; an MPO, WebP, GIF or HEIF goes as it is only to the local engine,
+    which sends nothing anywhere (the cloud providers take JPEG, PNG and BMP).
+    """
+    strip = _STRIP.get(fmt)
+    if strip is None:
+        return data
+    try:
+        return strip(data)
+    except exif.Malformed as exc:
+        raise ImageError(ImageProblem.CORRUPT, f"segments: {exc}") from exc
 
 
 def _require_min_side(info: ImageInfo, limits: ImageLimits) -> None:
@@ -670,6 +752,11 @@ def open_for_drawing(
     if max_side < 1:
         raise ValueError("max_side must be positive")
     im = _open_still(data, allow_animation=True)  # drawing uses the first frame
+    return _drawing_copy(im, max_side, draft_share)
+
+
+def _drawing_copy(im: ImageFile.ImageFile, max_side: int, draft_share: float | None) -> Image.Image:
+    """``open_for_drawing`` of an opened image; one not yet decoded is decoded here."""
     fmt = im.format or ""
     try:
         orientation = _orientation(im)
@@ -696,4 +783,13 @@ def open_for_drawing(
             img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
     except Exception as exc:
         raise ImageError(ImageProblem.CORRUPT, f"decode: {exc!r}") from exc
+    return img
+
+
+def _fitted_copy(img: Image.Image, max_side: int) -> Image.Image:
+    """Upright pixels as ``open_for_drawing`` gives them: RGB, no larger than ``max_side``."""
+    img = _flatten(_normalise_mode(img))
+    target = _fit_side(*img.size, max_side)
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
     return img

@@ -18,8 +18,9 @@ from typing import ClassVar, Generic, TypeVar
 
 from PIL import Image
 
+from services import workers
 from services.errors import ImageError, OperationUnavailable
-from services.images import ImageInfo, PreparedImage, prepare_image_async
+from services.images import ImageInfo, PreparedImage, prepare_image_async, prepare_with_canvas
 from services.local.measure import file_fields
 from services.metering import Answered, Caller, Metering, Result, Then, run_unmetered
 from services.models import (
@@ -33,7 +34,7 @@ from services.models import (
     Reason,
     Verdict,
 )
-from services.pictures.boxes import annotate_faces_async
+from services.pictures.boxes import FACES_SIDE, annotate_faces_async
 from services.pictures.check import open_canvas, paint_check
 from services.pictures.compare import (
     Shown,
@@ -233,7 +234,7 @@ class _CheckPicture:
 
     def start(self, image: PreparedImage) -> None:
         self._drop()
-        task = asyncio.create_task(asyncio.to_thread(open_canvas, image))
+        task = asyncio.create_task(workers.run(open_canvas, image))
         task.add_done_callback(_seen)  # a canvas no answer came for may fail unheard
         self._canvas = (image, task)
 
@@ -245,8 +246,8 @@ class _CheckPicture:
         if started is not None and started[0] is image:
             canvas = await started[1]
         else:
-            canvas = await asyncio.to_thread(open_canvas, image)
-        self.picture = await asyncio.to_thread(paint_check, canvas, result, self.judgement)
+            canvas = await workers.run(open_canvas, image)
+        self.picture = await workers.run(paint_check, canvas, result, self.judgement)
 
     def _drop(self) -> None:
         if self._canvas is not None:
@@ -405,19 +406,35 @@ class FacesOutcome:
 
 
 class _FacesPicture:
-    """Detect's or analyze's faces, largest first, drawn: ``Metering``'s ``then``."""
+    """Detect's or analyze's faces, largest first, drawn: ``Metering``'s ``then``.
 
-    def __init__(self, *, draw_landmarks: bool) -> None:
+    ``prepare`` keeps the copy to draw on from the decode that prepared the photo, so
+    the picture after the answer decodes nothing.
+    """
+
+    def __init__(self, data: bytes, *, draw_landmarks: bool) -> None:
+        self.data = data
         self.draw_landmarks = draw_landmarks
         self.faces: tuple[Face, ...] = ()
         self.picture = b""
+        self._canvas: tuple[PreparedImage, Image.Image] | None = None
+
+    async def prepare(self, provider: Provider) -> PreparedImage:
+        self._canvas = None
+        image, canvas = await workers.run(
+            prepare_with_canvas, self.data, provider.limits_for, FACES_SIDE
+        )
+        self._canvas = (image, canvas)
+        return image
 
     async def __call__(
         self, _provider: Provider, image: PreparedImage, result: FacesResult
     ) -> None:
         self.faces = tuple(sorted(result.faces, key=lambda face: face.box.area, reverse=True))
+        kept, self._canvas = self._canvas, None
+        canvas = kept[1] if kept is not None and kept[0] is image else None
         self.picture = await annotate_faces_async(
-            image, self.faces, draw_landmarks=self.draw_landmarks
+            image, self.faces, draw_landmarks=self.draw_landmarks, canvas=canvas
         )
 
     def outcome(self, answered: Answered[P, PreparedImage, FacesResult]) -> FacesOutcome:
@@ -432,10 +449,10 @@ class DetectService(OperationService[Detector]):
     async def detect(
         self, data: bytes, *, attributes: bool = False, caller: Caller | None = None
     ) -> FacesOutcome:
-        drawing = _FacesPicture(draw_landmarks=True)
-        answered = await self._run_one(
-            data,
+        drawing = _FacesPicture(data, draw_landmarks=True)
+        answered = await self._run(
             caller,
+            drawing.prepare,
             lambda p, image: p.detect(image, max_faces=DETECT_MAX_FACES, attributes=attributes),
             drawing,
         )
@@ -446,9 +463,12 @@ class AnalyzeService(OperationService[Analyzer]):
     operation = Operation.ANALYZE
 
     async def analyze(self, data: bytes, caller: Caller | None = None) -> FacesOutcome:
-        drawing = _FacesPicture(draw_landmarks=False)
-        answered = await self._run_one(
-            data, caller, lambda p, image: p.analyze(image, max_faces=ANALYZE_MAX_FACES), drawing
+        drawing = _FacesPicture(data, draw_landmarks=False)
+        answered = await self._run(
+            caller,
+            drawing.prepare,
+            lambda p, image: p.analyze(image, max_faces=ANALYZE_MAX_FACES),
+            drawing,
         )
         return drawing.outcome(answered)
 

@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass
 from typing import TypeVar
 
+from services import workers
+from services.alerts import BudgetAlerts
 from services.budget import ProviderBudgets
 from services.config import ServiceSettings
 from services.ledger import Ledger
@@ -43,6 +45,7 @@ class Services:
     analyze: AnalyzeService
     metering: Metering | None = None
     database: Database | None = None
+    alerts: BudgetAlerts | None = None  # the bot sets its ``notify`` at start-up
 
     def of(self, operation: Operation) -> AnyService:
         services: dict[Operation, AnyService] = {
@@ -66,14 +69,18 @@ class Services:
     @classmethod
     async def open(cls, settings: ServiceSettings) -> Services:
         """Services with storage: the database (migrated), quotas and provider budgets."""
+        workers.configure(settings.image_workers)
         database = await open_database(settings.database_url)
         ledger = Ledger.from_settings(database, settings)
         released = await ledger.expire_stale()  # units left by a process that died mid-call
         if released:
             log.info("released %d reservation(s) left by an earlier run", released)
-        metering = Metering(ledger, ProviderBudgets.from_settings(database, settings))
+        budgets = ProviderBudgets.from_settings(database, settings)
+        alerts = BudgetAlerts.from_settings(database, budgets, settings)
+        metering = Metering(ledger, budgets, alerts)
         services = cls.from_settings(settings, metering=metering)
         services.database = database
+        services.alerts = alerts
         return services
 
     @classmethod
@@ -111,6 +118,9 @@ class Services:
 
     async def close(self) -> None:
         await asyncio.gather(*(provider.close() for provider in self._providers()))
+        await workers.close()
+        if self.alerts is not None:
+            await self.alerts.close()  # the alerts being sent, before the database goes
         if self.database is not None:
             await self.database.close()
 

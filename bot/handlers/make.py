@@ -15,7 +15,6 @@ provider is called for it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -52,6 +51,7 @@ from bot.render.spec import (
     sheet_caption,
     sheet_file_name,
 )
+from services import workers
 from services.errors import ServiceError
 from services.ledger import QuotaExceeded
 from services.metering import Caller
@@ -166,7 +166,7 @@ async def _made(
     answered here and gives None."""
     try:
         data = await download(bot, kept.image)
-        return await asyncio.to_thread(work, data)
+        return await workers.run(work, data)
     except CannotMake as error:
         log.info("make %s for chat %s: cannot: %s", spec.id, chat_id, error.reason.value)
         text = cannot_make_text(error)

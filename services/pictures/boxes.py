@@ -11,14 +11,14 @@ large one.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from PIL import ImageDraw
+from PIL import Image, ImageDraw
 
+from services import workers
 from services.images import PreparedImage, open_for_drawing
 from services.models import Face
 from services.pictures.common import MIN_LABEL_PX, Colour, Font, finite, font, jpeg
@@ -32,6 +32,8 @@ FACE_COLOURS: Final[tuple[Colour, ...]] = (
     (255, 120, 0),  # orange
     (150, 110, 255),  # violet
 )
+
+FACES_SIDE: Final = 1280  # the long side of the picture, at most
 
 _HALO: Final[Colour] = (0, 0, 0)
 _DARK_TEXT: Final[Colour] = (0, 0, 0)
@@ -58,15 +60,19 @@ def annotate_faces(
     image: PreparedImage,
     faces: Sequence[Face],
     *,
-    max_side: int = 1280,
+    max_side: int = FACES_SIDE,
     draw_landmarks: bool = True,
+    canvas: Image.Image | None = None,
 ) -> bytes:
     """JPEG of ``image`` with each face boxed and numbered 1..N in the order given.
 
     A face whose box lies wholly outside the photo is not drawn, but keeps its
-    number, so the numbers always match the caller's list.
+    number, so the numbers always match the caller's list. ``canvas``, a copy of
+    ``image`` from ``prepare_with_canvas``, is drawn on instead of decoding ``image``
+    again.
     """
-    canvas = open_for_drawing(image.data, max_side)
+    if canvas is None:
+        canvas = open_for_drawing(image.data, max_side)
     sx = canvas.width / image.width
     sy = canvas.height / image.height
     marks = [
@@ -92,11 +98,17 @@ async def annotate_faces_async(
     image: PreparedImage,
     faces: Sequence[Face],
     *,
-    max_side: int = 1280,
+    max_side: int = FACES_SIDE,
     draw_landmarks: bool = True,
+    canvas: Image.Image | None = None,
 ) -> bytes:
-    return await asyncio.to_thread(
-        annotate_faces, image, faces, max_side=max_side, draw_landmarks=draw_landmarks
+    return await workers.run(
+        annotate_faces,
+        image,
+        faces,
+        max_side=max_side,
+        draw_landmarks=draw_landmarks,
+        canvas=canvas,
     )
 
 

@@ -15,7 +15,6 @@ frame green when that crop works and red when it does not, the rest of the photo
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Final
 
 from PIL import Image, ImageDraw, ImageFont
 
+from services import workers
 from services.images import PreparedImage, open_for_drawing
 from services.models import CheckResult, Measurements
 from services.pictures.common import FAIL, PASS, Colour, jpeg
@@ -61,7 +61,7 @@ async def annotate_check_async(
     *,
     max_side: int = 1280,
 ) -> bytes:
-    return await asyncio.to_thread(annotate_check, image, result, judgement, max_side=max_side)
+    return await workers.run(annotate_check, image, result, judgement, max_side=max_side)
 
 
 def open_canvas(image: PreparedImage, max_side: int = 1280) -> Image.Image:

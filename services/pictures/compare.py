@@ -11,7 +11,6 @@ of one photo (``compare_one_photo``) are two tiles numbered 1 and 2 over that ph
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Final
 
 from PIL import Image, ImageDraw
 
+from services import workers
 from services.images import PreparedImage, open_for_drawing
 from services.models import Box, Face
 from services.pictures.common import (
@@ -127,7 +127,7 @@ async def compare_side_by_side_async(
     tile: int = 512,
     same: bool,
 ) -> bytes:
-    return await asyncio.to_thread(compare_side_by_side, a, b, score, tile=tile, same=same)
+    return await workers.run(compare_side_by_side, a, b, score, tile=tile, same=same)
 
 
 def compare_one_photo(
@@ -169,9 +169,7 @@ async def compare_one_photo_async(
     tile: int = 512,
     same: bool,
 ) -> bytes:
-    return await asyncio.to_thread(
-        compare_one_photo, image, faces, pair, score, tile=tile, same=same
-    )
+    return await workers.run(compare_one_photo, image, faces, pair, score, tile=tile, same=same)
 
 
 def _tile(image: PreparedImage, face: Face | None, size: int) -> Image.Image:
