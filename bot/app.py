@@ -19,6 +19,7 @@ from aiogram.types import BotCommand, ErrorEvent
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.alerts import AdminNotifier
 from bot.config import Settings
 from bot.flows import FlowTimers
 from bot.handlers import routers
@@ -27,6 +28,8 @@ from bot.i18n import LOCALES, LocaleMiddleware, create_i18n
 from bot.middlewares.album import AlbumMiddleware
 from bot.middlewares.caller import CallerMiddleware
 from bot.middlewares.inflight import InFlightMiddleware
+from bot.middlewares.metrics import MetricsMiddleware
+from bot.monitor import Health, add_health, start_monitor
 from bot.operations import MakeKeeper
 from bot.presses import Presses
 from bot.session import ApiSession, FloodWait
@@ -75,6 +78,8 @@ def create_dispatcher(
     dispatcher["presses"] = Presses(dispatcher.storage, 2 * settings.flow_timeout)
     keeper = MakeKeeper(dispatcher.storage)
     dispatcher["make_keeper"] = keeper
+    # First of the bot's own: every update is counted, whatever a later one does with it.
+    dispatcher.update.outer_middleware(MetricsMiddleware())
     dispatcher.update.outer_middleware(MakeMiddleware(keeper))
 
     inflight = InFlightMiddleware()
@@ -125,8 +130,12 @@ async def on_error(event: ErrorEvent, i18n: I18n | None = None) -> bool:
     return True
 
 
-async def on_startup(bot: Bot, i18n: I18n, services: Services, preferences: Preferences) -> None:
+async def on_startup(
+    bot: Bot, i18n: I18n, services: Services, preferences: Preferences, settings: Settings
+) -> None:
     await services.start()
+    if services.alerts is not None:
+        services.alerts.notify = AdminNotifier(bot, settings.admin_ids, i18n, preferences)
     if isinstance(preferences, CachedPreferences):
         try:
             await preferences.start()
@@ -268,7 +277,10 @@ async def run_webhook(settings: Settings) -> None:
                 await asyncio.sleep(error.retry_after)
 
     dispatcher.startup.register(register_webhook)
+    health = Health.for_services(services, settings.redis_url)
+    monitor = await start_monitor(settings, services, health)
     app = web.Application()
+    add_health(app, health)
     WebhookHandler(dispatcher, bot, secret_token=secret).register(app, path=path)
     setup_application(app, dispatcher, bot=bot)
     runner = web.AppRunner(app)
@@ -286,6 +298,9 @@ async def run_webhook(settings: Settings) -> None:
     finally:
         log.info("stopping the webhook server")
         await runner.cleanup()  # stops accepting, runs the shutdown handlers
+        if monitor is not None:
+            await monitor.stop()
+        await health.close()
         await storage.close()
 
 
@@ -294,6 +309,8 @@ async def run_polling(settings: Settings) -> None:
     storage = create_storage(settings)
     bot = create_bot(settings)
     dispatcher = create_dispatcher(settings, services, storage=storage)
+    health = Health.for_services(services, settings.redis_url)
+    monitor = await start_monitor(settings, services, health)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         await dispatcher.start_polling(bot, handle_signals=True, close_bot_session=True)
@@ -301,4 +318,7 @@ async def run_polling(settings: Settings) -> None:
         await bot.session.close()  # aiogram closes it on shutdown, and there was none
         raise
     finally:
+        if monitor is not None:
+            await monitor.stop()
+        await health.close()
         await storage.close()

@@ -116,6 +116,15 @@ class ServiceSettings(BaseSettings):
         "remaining calls seen since the last top-up, or empty for no alerts",
     )
 
+    @field_validator("budget_alert_at")
+    @classmethod
+    def _alert_at(cls, value: str) -> str:
+        """A number of calls or a percentage (``services.alerts.AlertThreshold``)."""
+        from services.alerts import AlertThreshold
+
+        AlertThreshold.parse(value)
+        return value.strip()
+
     @field_validator("local_landmarks", mode="before")
     @classmethod
     def _landmarks(cls, value: object) -> object:

@@ -50,6 +50,8 @@ async def on_clear_budget(message: Message, command: CommandObject, services: Se
         await message.answer(_("budget.clear_usage").format(providers=", ".join(providers) or "—"))
         return
     await services.metering.budgets.clear(provider)
+    if services.alerts is not None:
+        await services.alerts.after_clear(provider)
     await message.answer(_("budget.cleared").format(provider=provider))
 
 
