@@ -31,8 +31,9 @@ from bot.middlewares.inflight import InFlightMiddleware
 from bot.middlewares.metrics import MetricsMiddleware
 from bot.monitor import Health, add_health, start_monitor
 from bot.operations import MakeKeeper
+from bot.pacing import Pacing
 from bot.presses import Presses
-from bot.session import ApiSession, FloodWait
+from bot.session import ApiSession, ChatPacer, FloodWait
 from services.models import Operation
 from services.prefs import CachedPreferences, MemoryPreferences, Preferences
 from services.storage.feed import RedisChangeFeed
@@ -44,11 +45,14 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 
-def create_bot(settings: Settings) -> Bot:
+def create_bot(settings: Settings, *, pace_chats: bool = True) -> Bot:
+    """The Bot API client: sends into one chat paced (``pace_chats``), a 429 waited out."""
     server = TelegramAPIServer.from_base(
         settings.telegram_api_url, is_local=settings.telegram_api_local
     )
     session = ApiSession(api=server)
+    if pace_chats:
+        session.middleware(ChatPacer())  # outside FloodWait: a send retried takes no token
     session.middleware(FloodWait())
     return Bot(
         token=settings.bot_token.get_secret_value(),
@@ -86,6 +90,7 @@ def create_dispatcher(
     dispatcher.update.outer_middleware(inflight)
     dispatcher["inflight"] = inflight
     dispatcher.update.outer_middleware(CallerMiddleware(settings.admin_ids))
+    Pacing.create(settings, dispatcher.storage).setup(dispatcher)
     LocaleMiddleware(i18n, preferences).setup(dispatcher)
     dispatcher.message.outer_middleware(AlbumMiddleware())
 

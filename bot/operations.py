@@ -26,6 +26,8 @@ from bot import render
 from bot.config import Settings
 from bot.keyboards import can_make, make_buttons, spec_countries
 from bot.media import ImageRef, download, image_ref
+from bot.pacing import paced
+from services import metrics
 from services.errors import ImageError, ProviderError, ServiceError
 from services.metering import Caller
 from services.models import HeadPose, Measurements, Operation
@@ -189,9 +191,26 @@ async def run_single(
     options: Options | None = None,
     caller: Caller | None = None,
 ) -> None:
-    """Check, detect or analyze one photo and answer ``message`` (the photo's message)."""
+    """Check, detect or analyze one photo and answer ``message`` (the photo's message),
+    if the user's pacing lets it start (``bot.pacing``)."""
+    async with paced(message, caller) as admission:
+        if admission.granted:
+            await _run_single(operation, message, image, bot, services, settings, options, caller)
+
+
+async def _run_single(
+    operation: Operation,
+    message: Message,
+    image: ImageRef,
+    bot: Bot,
+    services: Services,
+    settings: Settings,
+    options: Options | None,
+    caller: Caller | None,
+) -> None:
     run = _SINGLE[operation]
     options = options or Options()
+    started = time.perf_counter()
     async with ChatActionSender.upload_photo(bot=bot, chat_id=message.chat.id):
         try:
             data = await download(bot, image)
@@ -200,11 +219,13 @@ async def run_single(
         except ServiceError as error:
             _log_failure(operation, message, error)
             await message.reply(render.error_text(error))
+            metrics.reply(operation, metrics.outcome_of(error), time.perf_counter() - started)
             return
     offer = operation is Operation.CHECK and options.offer_spec and options.spec is None
     # Under a report a press answers with a new message (``SpecChoice.fresh``).
     markup = spec_countries(None, fresh=True) if offer else None
     last = await send_report(message, report.picture, report.name, report.sections, markup)
+    metrics.reply(operation, "ok", time.perf_counter() - started)
     if report.spec is not None and report.measurements is not None:
         user_id = caller.user_id if caller is not None else _user_of(message)
         await offer_make(
@@ -221,10 +242,14 @@ async def run_album(
     options: Options | None = None,
     caller: Caller | None = None,
 ) -> None:
-    for item in album[:MAX_ALBUM_PHOTOS]:
-        ref = image_ref(item)
-        if ref is not None:
-            await run_single(operation, item, ref, bot, services, settings, options, caller)
+    """Each photo of the album in turn, as many as the user's pacing admits (one in-flight
+    slot for the album, a token a photo); the first photo is told about the others."""
+    items = [(item, ref) for item in album[:MAX_ALBUM_PHOTOS] if (ref := image_ref(item))]
+    if not items:
+        return
+    async with paced(items[0][0], caller, len(items)) as admission:
+        for item, ref in items[: admission.granted]:
+            await _run_single(operation, item, ref, bot, services, settings, options, caller)
 
 
 async def run_compare(
@@ -235,7 +260,22 @@ async def run_compare(
     services: Services,
     caller: Caller | None = None,
 ) -> None:
-    """Compare two photos; answer ``message`` (the second photo's message)."""
+    """Compare two photos; answer ``message`` (the second photo's message), if the user's
+    pacing lets it start."""
+    async with paced(message, caller) as admission:
+        if admission.granted:
+            await _run_compare(message, first, second, bot, services, caller)
+
+
+async def _run_compare(
+    message: Message,
+    first: ImageRef,
+    second: ImageRef,
+    bot: Bot,
+    services: Services,
+    caller: Caller | None,
+) -> None:
+    started = time.perf_counter()
     async with ChatActionSender.upload_photo(bot=bot, chat_id=message.chat.id):
         try:
             data_a, data_b = await asyncio.gather(
@@ -245,8 +285,11 @@ async def run_compare(
         except ServiceError as error:
             _log_failure(Operation.COMPARE, message, error)
             await message.reply(render.error_text(error))
+            outcome_label = metrics.outcome_of(error)
+            metrics.reply(Operation.COMPARE, outcome_label, time.perf_counter() - started)
             return
     await send_report(message, outcome.picture, "compare.jpg", render.compare_report(outcome))
+    metrics.reply(Operation.COMPARE, "ok", time.perf_counter() - started)
 
 
 async def _download_nth(bot: Bot, ref: ImageRef, nth: int) -> bytes:

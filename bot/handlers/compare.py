@@ -28,6 +28,7 @@ from bot.filters import HasImage, OperationGate, RepliesToImage, is_album
 from bot.flows import FlowTimers, end_flow, on_not_a_photo, start_flow
 from bot.media import ImageRef, download, image_ref
 from bot.operations import run_compare, send_report
+from bot.pacing import paced
 from bot.states import CompareFlow
 from services.errors import ServiceError
 from services.metering import Caller
@@ -64,13 +65,30 @@ async def first_photo(
 
     ``message`` is what the flow answers, ``photo_message`` the photo's own message, which
     a report replies to (they differ for ``/compare`` sent as a reply to the photo).
+    Looking for two faces is a provider call, so the user's pacing must let it start;
+    refused, the user is told so and no flow starts (photo 1 is sent again later).
     """
+    if not services.compare.compares_within:
+        await wait_for_second(message, first, state, bot, timers)
+        return
+    async with paced(photo_message, caller) as admission:
+        if admission.granted:
+            await _pair_or_wait(message, photo_message, first, bot, services, state, timers, caller)
+
+
+async def _pair_or_wait(
+    message: Message,
+    photo_message: Message,
+    first: ImageRef,
+    bot: Bot,
+    services: Services,
+    state: FSMContext,
+    timers: FlowTimers,
+    caller: Caller | None,
+) -> None:
     # Photo 2 is awaited from now on, so one sent while this photo is looked at is taken
     # as photo 2 rather than as another first photo.
     await start_flow(state, timers, bot, message, CompareFlow.second, {"first": first.to_data()})
-    if not services.compare.compares_within:
-        await message.answer(_("compare.send_second"))
-        return
     token = (await state.get_data()).get("flow_token")
     outcome = await _compare_within(photo_message, first, bot, services, caller)
     waiting = (

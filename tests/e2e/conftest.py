@@ -31,13 +31,19 @@ class RunningBot:
 async def run_bot(tg: FakeTelegram, **settings: Any) -> AsyncIterator[RunningBot]:
     """Start polling exactly as ``python -m bot`` does, minus signal handling.
 
-    Each run gets its own SQLite database unless ``database_url`` says otherwise.
+    Each run gets its own SQLite database unless ``database_url`` says otherwise. Users and
+    chats are not paced unless a test asks (``user_rate``, ``pace_chats=True``): tests that
+    send every documented code as one user would be refused or slowed; pacing has its own
+    tests (``tests/unit/test_pacing.py``, ``test_session_pacing.py``, the soak).
     """
     folder: str | None = None
     if "database_url" not in settings:
         folder = tempfile.mkdtemp(prefix="facecheck-test-")
         settings["database_url"] = f"sqlite+aiosqlite:///{folder}/bot.db"
     settings.setdefault("local_workers", 1)
+    settings.setdefault("user_rate", 0)
+    settings.setdefault("user_in_flight", 100)
+    pace_chats = bool(settings.pop("pace_chats", False))
     config = Settings(
         _env_file=None,
         bot_token=tg.token,
@@ -46,9 +52,8 @@ async def run_bot(tg: FakeTelegram, **settings: Any) -> AsyncIterator[RunningBot
     )
     services = await Services.open(config)
     storage = create_storage(config)
-    bot = create_bot(config)
+    bot = create_bot(config, pace_chats=pace_chats)
     dispatcher = create_dispatcher(config, services, storage=storage)
-    len(tg.calls)
     task = asyncio.create_task(
         dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
     )

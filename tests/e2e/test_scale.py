@@ -184,6 +184,9 @@ async def test_two_workers_keep_the_count_exact_and_share_conversations(tmp_path
                 "JDCLOUD_SECRET_KEY": jdcloud.secret_key,
                 "JDCLOUD_URL": jdcloud.base_url,
                 "LOCAL_WORKERS": "1",
+                # Counting across processes is the point here, not pacing one user.
+                "USER_IN_FLIGHT": "100",
+                "USER_RATE": "0",
             }
             workers = [await start_worker(env, port, tmp_path) for port in ports]
             try:
