@@ -200,9 +200,13 @@ async def on_second_photo(
     caller: Caller | None = None,
 ) -> None:
     data = await state.get_data()
-    await end_flow(state, timers, message)
     first = ImageRef.from_data(data["first"])
-    await run_compare(message, first, image, bot, services, caller)
+
+    async def start() -> None:
+        await end_flow(state, timers, message)
+
+    # Refused by pacing, the flow goes on waiting: the user sends the second photo again.
+    await run_compare(message, first, image, bot, services, caller, admitted=start)
 
 
 def create_router() -> Router:

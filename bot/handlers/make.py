@@ -44,6 +44,7 @@ from bot.keyboards import (
 )
 from bot.media import download
 from bot.operations import MAKE_KEEPER, Kept, MakeKeeper, send_report
+from bot.pacing import paced
 from bot.render.spec import (
     cannot_make_text,
     made_caption,
@@ -227,25 +228,29 @@ async def _drop_make_button(bot: Bot, chat_id: int, reply_id: int, spec: Spec) -
 async def _recheck(
     bot: Bot, sent: Message, data: bytes, spec: Spec, services: Services, caller: Caller | None
 ) -> None:
-    """The made file checked again, as an ordinary metered check, replying to the file."""
-    async with ChatActionSender.upload_photo(bot=bot, chat_id=sent.chat.id):
-        try:
-            outcome = await services.check.check(data, caller, spec=spec)
-        except QuotaExceeded as error:
-            await sent.reply(_("make.recheck_skipped") + "\n" + render.error_text(error))
+    """The made file checked again, as an ordinary metered (and paced) check, replying to
+    the file."""
+    async with paced(sent, caller) as admission:
+        if not admission.granted:
             return
-        except ServiceError as error:
-            await sent.reply(render.error_text(error))
-            return
-    sections = render.check_report(
-        outcome.result,
-        outcome.image,
-        compressed=False,
-        fell_back_from=outcome.fell_back_from,
-        judgement=outcome.judgement,
-        passed=outcome.passed,
-    )
-    await send_report(sent, outcome.picture, "check.jpg", sections)
+        async with ChatActionSender.upload_photo(bot=bot, chat_id=sent.chat.id):
+            try:
+                outcome = await services.check.check(data, caller, spec=spec)
+            except QuotaExceeded as error:
+                await sent.reply(_("make.recheck_skipped") + "\n" + render.error_text(error))
+                return
+            except ServiceError as error:
+                await sent.reply(render.error_text(error))
+                return
+        sections = render.check_report(
+            outcome.result,
+            outcome.image,
+            compressed=False,
+            fell_back_from=outcome.fell_back_from,
+            judgement=outcome.judgement,
+            passed=outcome.passed,
+        )
+        await send_report(sent, outcome.picture, "check.jpg", sections)
 
 
 async def _send_sheet(bot: Bot, chat_id: int, reply_id: int, spec: Spec, kept: Kept) -> None:

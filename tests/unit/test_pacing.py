@@ -357,6 +357,13 @@ async def test_a_refused_compare_costs_nothing(paced_bot: Paced) -> None:
     assert [name for name, _data in app.provider.calls] == ["check"] * 5
     assert (await app.ledger.remaining(chat.user.id))[Operation.COMPARE].used == 0
 
+    # The flow still waits for the second photo: sent again once a token is back, compared.
+    assert await chat.state.get_state() == CompareFlow.second.state
+    app.clock.advance(6)
+    await chat.send(photo=PHOTO)
+    assert [name for name, _data in app.provider.calls] == ["check"] * 5 + ["compare"]
+    assert await chat.state.get_state() is None
+
 
 async def test_the_two_faces_of_a_first_photo_are_looked_for_only_when_paced_in() -> None:
     from tests.unit.test_compare_faces import PairFake

@@ -297,6 +297,20 @@ async def test_used_up_allowance_still_sends_the_file(app: App) -> None:
     assert fragment("en", "quota.exceeded") in text_of(answer)
 
 
+async def test_the_recheck_of_a_made_file_is_paced_like_any_check() -> None:
+    app = await _app(user_burst=1, user_rate=1)
+    try:
+        chat = app.chat()
+        reply_id = await checked(chat, "us-passport")  # the one token of the burst
+        requests = await chat.press(press_data(MAKE_FILE, reply_id), under=chat.sent[-1])
+        assert len(documents(requests)) == 1  # making the file calls no provider
+        [answer] = [r for r in requests if isinstance(r, SendMessage)]
+        assert text_of(answer) == tr("en", "pace.slow").format(seconds=60)
+        assert len(app.checker.calls) == 1  # the first check only
+    finally:
+        await app.dispatcher["timers"].close()
+
+
 # --- stale and double presses -------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
@@ -21,15 +22,8 @@ USER, OTHER = 501, 502
 GROUP = -100123
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def storage(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[BaseStorage, int]]:
-    """The storage ``create_storage`` builds, and a bot id no other test uses."""
-    bot_id = random.randrange(10**9, 10**10)
-    if request.param == "memory":
-        yield create_storage(Settings.model_validate({"bot_token": TOKEN})), bot_id
-        return
+@asynccontextmanager
+async def redis_store(bot_id: int) -> AsyncIterator[RedisStorage]:
     built = create_storage(Settings.model_validate({"bot_token": TOKEN, "redis_url": REDIS_URL}))
     assert isinstance(built, RedisStorage)
     try:
@@ -38,11 +32,22 @@ async def storage(
         await built.close()
         unavailable(f"Redis not reachable at {REDIS_URL}: {type(error).__name__}: {error}")
     try:
-        yield built, bot_id
+        yield built
     finally:
         await forget_user(built, bot_id, USER)
         await forget_user(built, bot_id, OTHER)
         await built.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def storage(request: pytest.FixtureRequest) -> AsyncIterator[tuple[BaseStorage, int]]:
+    """The storage ``create_storage`` builds, and a bot id no other test uses."""
+    bot_id = random.randrange(10**9, 10**10)
+    if request.param == "memory":
+        yield create_storage(Settings.model_validate({"bot_token": TOKEN})), bot_id
+        return
+    async with redis_store(bot_id) as built:
+        yield built, bot_id
 
 
 def key(bot_id: int, chat: int, user: int, destiny: str = "default") -> StorageKey:
@@ -94,17 +99,14 @@ async def test_forget_in_a_private_chat_ends_the_users_flow_in_a_group() -> None
     assert isinstance(confirm, SendMessage)  # asked before anything was deleted
 
 
-async def test_redis_state_expires_after_twice_the_flow_timeout(
-    storage: tuple[BaseStorage, int],
-) -> None:
+async def test_redis_state_expires_after_twice_the_flow_timeout() -> None:
     """The first photo's file id during /compare must not stay in Redis for good."""
-    store, bot_id = storage
-    if not isinstance(store, RedisStorage):
-        pytest.skip("memory state goes with the process")
-    await store.set_state(key(bot_id, USER, USER), "Compare:second")
-    await store.set_data(key(bot_id, USER, USER), {"first": "file-id"})
-    await store.set_data(key(bot_id, USER, USER, "make:9"), {"spec": "us-passport"})
-    keys = [k async for k in store.redis.scan_iter(match=f"fsm:{bot_id}:{USER}:*")]
-    assert len(keys) == 3
-    for name in keys:
-        assert 0 < await store.redis.ttl(name) <= 2 * 600  # FLOW_TIMEOUT's default
+    bot_id = random.randrange(10**9, 10**10)
+    async with redis_store(bot_id) as store:
+        await store.set_state(key(bot_id, USER, USER), "Compare:second")
+        await store.set_data(key(bot_id, USER, USER), {"first": "file-id"})
+        await store.set_data(key(bot_id, USER, USER, "make:9"), {"spec": "us-passport"})
+        keys = [k async for k in store.redis.scan_iter(match=f"fsm:{bot_id}:{USER}:*")]
+        assert len(keys) == 3
+        for name in keys:
+            assert 0 < await store.redis.ttl(name) <= 2 * 600  # FLOW_TIMEOUT's default
