@@ -21,10 +21,14 @@ from redis.asyncio import Redis
 
 # An album's keys outlive any window; a process that dies while waiting leaves them this long.
 REDIS_TTL_SECONDS = 60
+# The window is waited again while parts keep coming (a slow delivery must not split an
+# album), at most this many times.
+MAX_WINDOWS = 5
 
 
 class AlbumMiddleware(BaseMiddleware):
-    """Holds an album's messages for ``latency`` seconds, then calls the handler once.
+    """Holds an album's messages until none has come for ``latency`` seconds (at most
+    ``MAX_WINDOWS`` such windows), then calls the handler once.
 
     The handler gets the message that carries the caption (the command, if any) as
     the event and every message of the album, in order, as ``album``.
@@ -71,7 +75,12 @@ class AlbumMiddleware(BaseMiddleware):
             return None
         self._groups[key] = group = [event]
         try:
-            await self.sleep(self.latency)
+            seen = 0
+            for _ in range(MAX_WINDOWS):
+                if len(group) == seen:
+                    break
+                seen = len(group)
+                await self.sleep(self.latency)
         finally:
             self._groups.pop(key, None)
         return group
@@ -92,7 +101,12 @@ class AlbumMiddleware(BaseMiddleware):
             _length, _expiring, leading = await pipe.execute()
         if not leading:
             return None
-        await self.sleep(self.latency)
+        seen = 0
+        for _ in range(MAX_WINDOWS):
+            if (count := await redis.llen(parts)) == seen:
+                break
+            seen = count
+            await self.sleep(self.latency)
         async with redis.pipeline(transaction=True) as pipe:
             pipe.lrange(parts, 0, -1)
             pipe.delete(parts, lead)

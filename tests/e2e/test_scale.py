@@ -229,6 +229,29 @@ async def test_two_workers_keep_the_count_exact_and_share_conversations(tmp_path
                 assert tr("en", "compare.verdict.same_very_high") in answer.params["caption"]
                 assert len(jdcloud.received(COMPARE_PATH)) == 1
                 assert all(balancer.handled[p] > before.get(p, 0) for p in ports)
+
+                # An album's parts reach both workers; it is answered once, as one album.
+                shooter = user + 2
+                before = dict(balancer.handled)
+                charged = jumdata.charged
+                mark = len(tg.calls)
+                backgrounds = [(255, 255, 255), (250, 250, 250), (245, 245, 245)]
+                for index, background in enumerate(backgrounds):
+                    tg.user_message(
+                        shooter,
+                        photo=portrait_jpeg(background=background),
+                        caption="/check" if index == 0 else None,
+                        media_group_id="album-across-workers",
+                    )
+                for _ in range(len(backgrounds)):
+                    call = await tg.wait_for("sendphoto", chat_id=shooter, after=mark, timeout=60)
+                    mark = call.index + 1
+                await asyncio.sleep(1.0)  # a part answered on its own would come by now
+                assert all(balancer.handled[p] > before.get(p, 0) for p in ports)
+                assert jumdata.charged == charged + len(backgrounds)
+                assert len(tg.sent(shooter, "sendphoto")) == len(backgrounds)
+                menus = [c for c in tg.sent(shooter, "sendmessage") if c.params.get("reply_markup")]
+                assert menus == []  # no part was taken for a photo without a command
             finally:
                 errors = await stop_workers(workers)
             assert errors == []

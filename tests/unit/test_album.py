@@ -20,7 +20,7 @@ from aiogram.client.session.middlewares.base import (
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.methods import TelegramMethod
-from aiogram.types import Chat, Message, PhotoSize, Update, User
+from aiogram.types import Chat, Message, PhotoSize, TelegramObject, Update, User
 
 from bot.config import Settings
 from bot.middlewares.album import AlbumMiddleware
@@ -142,6 +142,29 @@ async def test_an_album_in_one_process_is_handled_once_with_every_photo() -> Non
 
 
 # --- across processes, in Redis -----------------------------------------------------------
+
+
+async def test_parts_that_keep_coming_join_the_album_however_slow() -> None:
+    """Each window that brought a part is waited again: a slow delivery (each part within
+    the window of the one before, the last long after the first) does not split it."""
+    middleware = AlbumMiddleware()
+    parts = album(3)
+    late = parts[1:]
+    joining: list[asyncio.Task[Any]] = []
+    handled: list[list[int]] = []
+
+    async def handler(event: TelegramObject, data: dict[str, Any]) -> None:
+        handled.append([m.message_id for m in data["album"]])
+
+    async def window(_seconds: float) -> None:
+        if late:
+            joining.append(asyncio.create_task(middleware(handler, late.pop(0), {})))
+            await asyncio.sleep(0)
+
+    middleware.sleep = window
+    await middleware(handler, parts[0], {})
+    await asyncio.gather(*joining)
+    assert handled == [[m.message_id for m in parts]]
 
 
 @pytest.fixture

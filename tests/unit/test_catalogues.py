@@ -133,7 +133,9 @@ def test_long_replies_split_into_messages_telegram_can_parse(limit: int) -> None
     text = (
         "<b>Verdict</b>\n"
         + f"<i>{notes}</i>\n\n"
-        + '<a href="https://example.org/rules">' + "rule " * 1200 + "</a>\n"
+        + '<a href="https://example.org/rules">'
+        + "rule " * 1200
+        + "</a>\n"
         + "<b>end</b> &lt;tail&gt;"
     )
     messages = split_html(text, limit)
