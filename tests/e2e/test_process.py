@@ -112,3 +112,57 @@ async def test_an_unreachable_redis_stops_the_bot_with_one_line(tmp_path: Path) 
     line = stderr.strip().splitlines()[-1]
     assert line.startswith("start-up error: preferences: cannot load or follow them: ")
     assert "127.0.0.1:1" in line
+
+
+async def test_metrics_and_health_on_metrics_listen(tmp_path: Path) -> None:
+    """What an operator's Prometheus and load balancer see of a running bot."""
+    import aiohttp
+
+    from tests.e2e.test_scale import free_port
+
+    port = free_port()
+    async with FakeTelegram() as tg, FakeJumdata() as jumdata:
+        process = await start_bot(
+            {
+                "BOT_TOKEN": tg.token,
+                "TELEGRAM_API_URL": tg.base_url,
+                "CHECK_PROVIDER": "jumdata",
+                "JUMDATA_APP_ID": jumdata.app_id,
+                "JUMDATA_APP_SECRET": jumdata.app_secret,
+                "JUMDATA_URL": jumdata.base_url,
+                "USER_DAILY_LIMIT": "5",
+                "METRICS_LISTEN": f"127.0.0.1:{port}",
+                "LOCAL_WORKERS": "1",
+            },
+            tmp_path,
+        )
+        try:
+            await tg.wait_for_poll(timeout=60)
+            mark = len(tg.calls)
+            tg.user_message(42, document=portrait_jpeg(), caption="/check")
+            await tg.wait_for("sendphoto", chat_id=42, after=mark, timeout=30)
+            async with aiohttp.ClientSession() as client:
+                async with client.get(f"http://127.0.0.1:{port}/health") as reply:
+                    assert reply.status == 200
+                    assert await reply.json() == {
+                        "database": "ok",
+                        "redis": "off",
+                        "local_pool": "ok",  # /faces, /compare and /analyze are local
+                    }
+                async with client.get(f"http://127.0.0.1:{port}/metrics") as reply:
+                    assert reply.status == 200
+                    text = await reply.text()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), 30)
+        assert code == 0
+    calls = [
+        line
+        for line in text.splitlines()
+        if line.startswith("facecheck_provider_calls_total{")
+        and 'provider="jumdata"' in line
+        and 'billing="charged"' in line
+    ]
+    assert len(calls) == 1 and calls[0].endswith(" 1.0"), calls
+    assert 'facecheck_replies_total{operation="check",outcome="ok"} 1.0' in text
+    assert "facecheck_updates_total" in text
