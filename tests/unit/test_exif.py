@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +17,7 @@ from PIL import ExifTags, Image, ImageCms, PngImagePlugin
 from services import exif
 from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, inspect_image, prepare_image
 
+ROOT = Path(__file__).resolve().parents[2]
 SERIAL = "SN-4242-BODY"
 MAKER_NOTE = b"MAKERNOTE-PRIVATE-DATA"
 XMP = (
@@ -292,3 +297,46 @@ def test_truncated_png_chunk_is_malformed() -> None:
 
     with pytest.raises(exif.Malformed):
         exif.strip_png(buffer.getvalue()[:-20])
+
+
+def _scan_end(data: bytes, start: int) -> int:
+    """Where a scan's entropy-coded data ends, byte by byte: the first FF (of a run) that
+    is followed by neither 00, D0..D7 nor another FF, after the run."""
+    at = start
+    while True:
+        at = data.find(b"\xff", at)
+        if at < 0:
+            return len(data)
+        run = at
+        while run < len(data) and data[run] == 0xFF:
+            run += 1
+        if run < len(data) and data[run] not in (0x00, *range(0xD0, 0xD8)):
+            return at
+        at = run
+
+
+def test_a_scans_end_is_found_as_a_byte_by_byte_reading_finds_it() -> None:
+    """Random entropy data rich in FF, 00, RST and markers, every start included."""
+    rng = random.Random(12)
+    alphabet = bytes([0xFF, 0xFF, 0x00, 0xD0, 0xD7, 0xD8, 0xD9, 0xDA, 0x12, 0xC4])
+    header = bytes.fromhex("ffd8ffda0008010100003f00")  # SOI, then an SOS header
+    for _ in range(3000):
+        body = bytes(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        walk = exif.segments(header + body)
+        next(walk)  # SOI; what follows the scan may be no valid segment
+        assert next(walk).end == _scan_end(header + body, len(header))
+
+
+def test_a_long_run_of_fill_bytes_in_a_scan_is_walked_in_linear_time() -> None:
+    """2 MB of FF after an SOS header: a walk that looked ahead from every FF took hours
+    (quadratic, the GIL held); it runs in a process that is stopped if it hangs."""
+    code = (
+        "from services import exif\n"
+        "data = bytes.fromhex('ffd8ffda0008010100003f00') + b'\\xff' * 2_000_000 + b'\\x00'\n"
+        "print(exif.count_scans(data, 100))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
