@@ -61,6 +61,10 @@ R = TypeVar("R", bound=Result)
 # Work on an answer (drawing its picture) that may run while the call is recorded.
 Then = Callable[[P, X, R], Awaitable[None]]
 
+# Seconds of preparing a photo a reservation's TTL is meant to cover; a reservation whose
+# preparing took longer is given a fresh TTL before the call (``timing_problems``).
+PREPARE_GRACE = 1.0
+
 # Failures after which another engine may well succeed.
 _FALL_BACK_ON = (ProviderUnavailableError, ProviderRateLimitError, ProviderBudgetError)
 
@@ -107,6 +111,7 @@ class Metering:
             last = index == len(providers) - 1
             name = provider.name
             admit = self.budgets.admission(name, admin=caller.admin) if provider.billable else None
+            reserved = time.perf_counter()
             try:
                 if reservation is None:
                     reservation = await self.ledger.reserve(
@@ -135,6 +140,9 @@ class Metering:
             except BaseException:
                 await self.ledger.release(reservation)
                 raise
+            if time.perf_counter() - reserved > PREPARE_GRACE:
+                # Preparing waited (image threads busy): the call gets a whole TTL of its own.
+                reservation = await self.ledger.move(reservation, name)
             started = time.perf_counter()
             try:
                 result = await call(provider, prepared)
@@ -142,6 +150,10 @@ class Metering:
                 latency_ms = _ms(started)
                 billing = metrics.billing_of(error.usage)
                 metrics.provider_call(name, operation, error.code, billing, latency_ms / 1000)
+                if provider.billable:
+                    # The figures before the unit, as for an answer: in between, a charged or
+                    # unknown call would be neither in flight nor spent to another admission.
+                    await self.budgets.after_error(error)
                 falls_back = not last and isinstance(error, _FALL_BACK_ON)
                 if falls_back:
                     reservation = await self.ledger.record(
@@ -159,10 +171,8 @@ class Metering:
                         code=error.code,
                         latency_ms=latency_ms,
                     )
-                if provider.billable:
-                    await self.budgets.after_error(error)
-                    if self.alerts is not None:
-                        await self.alerts.after_error(error)
+                if provider.billable and self.alerts is not None:
+                    await self.alerts.after_error(error)
                 if not falls_back:
                     raise
                 log.info("%s: %s failed with %s; falling back", operation.value, name, error.code)
@@ -226,21 +236,24 @@ async def run_unmetered(
 
 def timing_problems(settings: ServiceSettings) -> list[str]:
     """Start-up lines, one per problem, when ``RESERVATION_TTL`` does not outlive the longest
-    call of a provider in use: a reservation expiring mid-call gives its unit back while
-    the call may still charge."""
+    call of a provider in use and the preparing it may be given (``PREPARE_GRACE``): a
+    reservation expiring mid-call gives its unit back while the call may still charge."""
     ttl = settings.reservation_ttl
     chosen = {settings.provider_for(operation) for operation in Operation}
     problems: list[str] = []
-    cloud = longest_call(settings.provider_timeout)
+    cloud = longest_call(settings.provider_timeout) + PREPARE_GRACE
     if chosen - {"local"} and ttl <= cloud:
         problems.append(
             f"RESERVATION_TTL is invalid: expected more than {cloud:g} seconds, the longest a "
             f"cloud call can take (PROVIDER_TIMEOUT {settings.provider_timeout:g} s x "
-            f"{MAX_ATTEMPTS} attempts and the waits between them)"
+            f"{MAX_ATTEMPTS} attempts, the waits between them and {PREPARE_GRACE:g} s of "
+            f"preparing the photo)"
         )
-    if ("local" in chosen or settings.fallback_to_local) and ttl <= settings.local_timeout:
+    local = settings.local_timeout + PREPARE_GRACE
+    if ("local" in chosen or settings.fallback_to_local) and ttl <= local:
         problems.append(
-            f"RESERVATION_TTL is invalid: expected more than LOCAL_TIMEOUT "
-            f"({settings.local_timeout:g} seconds), the longest the offline engine may take"
+            f"RESERVATION_TTL is invalid: expected more than {local:g} seconds, LOCAL_TIMEOUT "
+            f"({settings.local_timeout:g} s, the longest the offline engine may take) and "
+            f"{PREPARE_GRACE:g} s of preparing the photo"
         )
     return problems

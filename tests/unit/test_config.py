@@ -209,11 +209,11 @@ def test_a_paid_provider_without_a_daily_limit_is_warned_about(
 
 
 def test_a_reservation_ttl_shorter_than_a_call_stops_start_up() -> None:
-    assert errors(bot_token=TOKEN, local_timeout="60", reservation_ttl="30") == [
-        "RESERVATION_TTL is invalid: expected more than LOCAL_TIMEOUT (60 seconds), "
-        "the longest the offline engine may take"
+    assert errors(bot_token=TOKEN, local_timeout="60", reservation_ttl="61") == [
+        "RESERVATION_TTL is invalid: expected more than 61 seconds, LOCAL_TIMEOUT (60 s, the "
+        "longest the offline engine may take) and 1 s of preparing the photo"
     ]
     cloud = {"check_provider": "jumdata", "jumdata_app_id": "a", "jumdata_app_secret": "s"}
-    [line] = errors(bot_token=TOKEN, reservation_ttl="40", local_timeout="30", **cloud)
-    assert line.startswith("RESERVATION_TTL is invalid: expected more than 46.5 seconds")
+    [line] = errors(bot_token=TOKEN, reservation_ttl="47", local_timeout="30", **cloud)
+    assert line.startswith("RESERVATION_TTL is invalid: expected more than 47.5 seconds")
     assert load_settings(bot_token=TOKEN, reservation_ttl="50", local_timeout="30", **cloud)

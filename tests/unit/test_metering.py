@@ -15,19 +15,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
+from services import metering as metering_module
 from services.budget import ProviderBudgets, ProviderSpent
 from services.config import ServiceSettings
-from services.errors import ImageError, ImageProblem, ProviderUnavailableError
+from services.errors import ImageError, ImageProblem, ProviderError, ProviderUnavailableError
 from services.ledger import CallCount, Ledger, QuotaExceeded
 from services.metering import Caller, Metering, timing_problems
 from services.models import Operation, Usage
 from services.providers.base import Provider
 from services.providers.http import HttpRequest, HttpTransport
-from services.storage.tables import UsageRecord
+from services.storage.tables import Reservation, UsageRecord
 
 if TYPE_CHECKING:
     from services.storage.db import Database
-    from tests.db import DatabaseTarget
+    from tests.db import DatabaseTarget, FakeClock
 
 pytest_plugins = ["tests.db"]
 
@@ -359,19 +360,20 @@ def test_the_reservation_must_outlive_the_longest_call() -> None:
         return ServiceSettings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
 
     assert timing_problems(settings()) == []
-    # 15 s x 3 attempts + 0.5 s + 1 s between them = 46.5 s.
+    # 15 s x 3 attempts + 0.5 s + 1 s between them = 46.5 s, and 1 s of preparing.
     cloud = settings(
-        compare_provider="jdcloud", provider_timeout=15, local_timeout=30, reservation_ttl=46.5
+        compare_provider="jdcloud", provider_timeout=15, local_timeout=30, reservation_ttl=47.5
     )
     assert timing_problems(cloud) == [
-        "RESERVATION_TTL is invalid: expected more than 46.5 seconds, the longest a cloud "
-        "call can take (PROVIDER_TIMEOUT 15 s x 3 attempts and the waits between them)"
+        "RESERVATION_TTL is invalid: expected more than 47.5 seconds, the longest a cloud "
+        "call can take (PROVIDER_TIMEOUT 15 s x 3 attempts, the waits between them and 1 s "
+        "of preparing the photo)"
     ]
-    assert timing_problems(cloud.model_copy(update={"reservation_ttl": 47})) == []
-    local = settings(local_timeout=60, reservation_ttl=60)
+    assert timing_problems(cloud.model_copy(update={"reservation_ttl": 48})) == []
+    local = settings(local_timeout=60, reservation_ttl=61)
     assert timing_problems(local) == [
-        "RESERVATION_TTL is invalid: expected more than LOCAL_TIMEOUT (60 seconds), the "
-        "longest the offline engine may take"
+        "RESERVATION_TTL is invalid: expected more than 61 seconds, LOCAL_TIMEOUT (60 s, the "
+        "longest the offline engine may take) and 1 s of preparing the photo"
     ]
     # Only the providers in use count: an all-cloud bot with no fallback has no local limit.
     all_cloud = settings(
@@ -410,3 +412,54 @@ async def test_a_check_costs_two_transactions(
     for _ in range(2):
         await metering.run(Operation.COMPARE, USER, [Jd()], Preparing(), charged)
     assert transactions == ["write", "write"] * 2
+
+
+async def test_a_slow_preparation_gives_the_call_a_whole_ttl(
+    database: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reserved, then preparing waited 250 s of a 300 s TTL: the call must not start with
+    50 s left, or the sweep could give the unit back while the provider charges."""
+    monkeypatch.setattr(metering_module, "PREPARE_GRACE", 0.0)  # any wait is slow here
+    ledger = Ledger(database, daily_limit=1, reservation_ttl=300, clock=clock)
+    metering = Metering(ledger, ProviderBudgets(database))
+    left: list[float] = []
+
+    async def slow(_provider: Provider) -> str:
+        clock.advance(seconds=250)
+        return "photo"
+
+    async def call(_provider: Provider, _photo: str) -> Answer:
+        expires = await database.read(
+            lambda connection: connection.execute(select(Reservation.expires_at)).scalar_one()
+        )
+        left.append((expires - clock()).total_seconds())
+        return Answer("jumdata", Usage(charged=True))
+
+    await metering.run(Operation.CHECK, USER, [Cloud()], slow, call)
+    assert left == [300.0]
+
+
+async def test_the_budget_hears_of_a_failure_before_the_unit_is_given_back(
+    database: Database,
+) -> None:
+    """In between, a call that may have charged was neither in flight (its reservation
+    gone) nor spent (the budget not yet lowered) to another process's admission."""
+    order: list[str] = []
+
+    class Books(Ledger):
+        async def commit(self, *args: Any, **kwargs: Any) -> bool:
+            order.append("commit")
+            return await super().commit(*args, **kwargs)
+
+    class Budgets(ProviderBudgets):
+        async def after_error(self, error: ProviderError) -> None:
+            order.append("budget")
+            await super().after_error(error)
+
+    async def timeout(_provider: Provider, _photo: str) -> Answer:
+        raise ProviderUnavailableError("jumdata", code="timeout", usage=Usage(False, unknown=True))
+
+    metering = Metering(Books(database, daily_limit=5), Budgets(database))
+    with pytest.raises(ProviderUnavailableError):
+        await metering.run(Operation.CHECK, USER, [Cloud()], prepared, timeout)
+    assert order == ["budget", "commit"]
