@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from html import escape
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.render.text import fill
 from services.alerts import AlertState, BudgetAlert
 from services.i18n import N_
 from services.prefs import Preferences
@@ -52,8 +52,9 @@ class AdminNotifier:
             if locale not in self.i18n.available_locales:
                 locale = self.i18n.default_locale
             with self.i18n.context(), self.i18n.use_locale(locale):
-                text = _(MESSAGES[alert.state]).format(
-                    provider=escape(alert.provider),
+                text = fill(
+                    _(MESSAGES[alert.state]),
+                    provider=alert.provider,
                     remaining="—" if alert.remaining is None else alert.remaining,
                 )
             try:

@@ -213,23 +213,27 @@ class BudgetAlerts:
             task.add_done_callback(self._sending.discard)
 
     async def _judge(self, provider: str) -> BudgetAlert | None:
-        """The transition this process claimed, if any."""
-        status = await self.budgets.get(provider)
-        if status is None:
+        """The transition this process claimed, if any.
+
+        The figures, the high-water mark and the state last alerted come from one read of
+        the row, fresh rather than ``ProviderBudgets``' cached copy, which this class's own
+        writes do not refresh.
+        """
+        budgets = _BUDGETS.c
+        row = await self.database.read(
+            lambda connection: connection.execute(
+                select(_BUDGETS).where(budgets.provider == provider)
+            ).first()
+        )
+        if row is None:
             return None
+        status = self.budgets._status(row._mapping, self.budgets._now())
         self.metrics.budget(status)
         remaining = remaining_of(status)
         last_seen = self._last_seen.get(provider)
         self._last_seen[provider] = remaining
-        budgets = _BUDGETS.c
-
-        def stored(connection: Connection) -> tuple[int | None, str | None]:
-            row = connection.execute(
-                select(budgets.high_water, budgets.alerted).where(budgets.provider == provider)
-            ).one()
-            return row.high_water, row.alerted
-
-        high_water, alerted = await self.database.read(stored)
+        high_water: int | None = row.high_water
+        alerted: str | None = row.alerted
         assessment = assess(remaining, status.spent, high_water, last_seen, self.threshold)
         previous = _state(alerted)
         moved = assessment.state is not previous and self.notify is not None

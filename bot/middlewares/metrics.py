@@ -7,6 +7,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
+from aiogram.types.update import UpdateTypeLookupError
 
 from services.metrics import METRICS, Metrics
 
@@ -23,7 +24,7 @@ class MetricsMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        kind = event.event_type if isinstance(event, Update) else type(event).__name__
+        kind = _kind(event)
         try:
             result = await handler(event, data)
         except Exception:
@@ -31,3 +32,14 @@ class MetricsMiddleware(BaseMiddleware):
             raise
         self.metrics.update_handled(kind)
         return result
+
+
+def _kind(event: TelegramObject) -> str:
+    """The update's kind; ``unknown`` for one newer than this aiogram, which the dispatcher
+    then warns about and skips rather than failing here first."""
+    if not isinstance(event, Update):
+        return type(event).__name__
+    try:
+        return event.event_type
+    except UpdateTypeLookupError:
+        return "unknown"

@@ -308,6 +308,52 @@ async def test_the_budget_gauge_follows_the_figures(database: Database, clock: F
     assert value("facecheck_provider_spent", {"provider": "jdcloud"}) == 0
 
 
+class Counting:
+    """A ``Database`` that counts the reads made through it."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.reads = 0
+
+    async def read(self, work: Any) -> Any:
+        self.reads += 1
+        return await self.database.read(work)
+
+    async def run(self, work: Any) -> Any:
+        return await self.database.run(work)
+
+
+async def test_one_read_of_the_row_per_answer(database: Database, clock: FakeClock) -> None:
+    """The figures, the high-water mark and the state last alerted come from one read."""
+    counting = Counting(database)
+    sent = Sent()
+    budgets, alerts = process(counting, clock, CALLS_100, sent)  # type: ignore[arg-type]
+    reads = []
+    for figure in (500, 100):
+        usage = Usage(charged=True, remain_times=figure)
+        await budgets.after_result("jdcloud", usage)
+        before = counting.reads
+        await alerts.after_result("jdcloud", usage)
+        await alerts.close()
+        reads.append(counting.reads - before)
+    assert reads == [1, 1]
+    assert sent.states() == [("low", 100)]
+
+
+def test_no_alerts_without_a_threshold() -> None:
+    """``BUDGET_ALERT_AT`` empty: no ``BudgetAlerts`` at all, so the metering reads nothing
+    for alerts after a call."""
+    from services.config import ServiceSettings
+
+    database: Any = Unreachable()
+    budgets = ProviderBudgets(database)
+    settings = ServiceSettings(_env_file=None, budget_alert_at="")  # type: ignore[call-arg]
+    assert BudgetAlerts.from_settings(database, budgets, settings) is None
+    settings = ServiceSettings(_env_file=None, budget_alert_at="10%")  # type: ignore[call-arg]
+    made = BudgetAlerts.from_settings(database, budgets, settings)
+    assert made is not None and made.threshold == TEN_PERCENT
+
+
 # --- the admins' messages -------------------------------------------------------------------
 
 
@@ -344,6 +390,16 @@ async def test_every_admin_gets_the_alert_in_their_language_blocked_ones_skipped
 
     await notifier(BudgetAlert("jdcloud", AlertState.OK, AlertState.SPENT, None))
     assert bot.messages[-1] == (4, "✅ jdcloud is available again. Calls left: —.")
+
+
+async def test_the_provider_name_is_escaped_once_for_html() -> None:
+    """Telegram's HTML needs only <, > and & escaped: quotes stay as they are."""
+    bot = FakeBot(blocked=set())
+    notifier = AdminNotifier(bot, [1], create_i18n("en"), MemoryPreferences())  # type: ignore[arg-type]
+    await notifier(BudgetAlert('<b>"jd" & co</b>', AlertState.SPENT, AlertState.LOW, 0))
+    assert bot.messages[0][1].startswith(
+        '⛔ &lt;b&gt;"jd" &amp; co&lt;/b&gt; is spent: the bot no longer calls it.'
+    )
 
 
 async def test_the_metering_calls_the_alert_hook(database: Database, clock: FakeClock) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiogram import Bot, Dispatcher
+from aiogram.types import Update
 
 from bot.middlewares.metrics import MetricsMiddleware
 from services.budget import BudgetStatus, ProviderBudgets, ProviderSpent
@@ -212,6 +213,17 @@ async def test_updates_and_replies_through_the_dispatcher(
     await chat.send(photo=portrait_jpeg(), caption="/faces")  # the provider has a bug
     assert value(metrics, "facecheck_updates_total", kind="message") == 4
     assert value(metrics, "facecheck_update_errors_total", kind="message") == 1
+
+
+async def test_an_update_of_a_kind_aiogram_does_not_know_is_counted_as_unknown(
+    bot_with_metrics: tuple[Dispatcher, Bot, RecordingSession, Metrics],
+) -> None:
+    """aiogram warns about it and skips it; the middleware must not fail on it first."""
+    dispatcher, bot, _session, metrics = bot_with_metrics
+    with pytest.warns(RuntimeWarning, match="unknown update type"):
+        await dispatcher.feed_update(bot, Update(update_id=99))
+    assert value(metrics, "facecheck_updates_total", kind="unknown") == 1
+    assert value(metrics, "facecheck_update_errors_total", kind="unknown") is None
 
 
 # --- the metering's calls (services/metering.py records into METRICS) -----------------------
