@@ -259,15 +259,13 @@ async def run_compare(
     bot: Bot,
     services: Services,
     caller: Caller | None = None,
-    admitted: Callable[[], Awaitable[None]] | None = None,
+    admitted: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
     """Compare two photos; answer ``message`` (the second photo's message), if the user's
-    pacing lets it start (``admitted`` runs first then: a waiting flow ends only when its
-    compare does start)."""
+    pacing lets it start and then ``admitted`` agrees (a waiting flow ends only when its
+    compare does start, and only once)."""
     async with paced(message, caller) as admission:
-        if admission.granted:
-            if admitted is not None:
-                await admitted()
+        if admission.granted and (admitted is None or await admitted()):
             await _run_compare(message, first, second, bot, services, caller)
 
 

@@ -230,7 +230,9 @@ class RedisPaceStore:
     async def admit(self, user_id: int, want: int) -> Admission:
         slot = uuid.uuid4().hex
         limits = self.limits
-        args: list[str | float] = [self.clock(), slot, limits.slot_ttl, limits.in_flight]
+        # An album runs its photos one after another under one slot: a TTL for each.
+        ttl = limits.slot_ttl * want
+        args: list[str | float] = [self.clock(), slot, ttl, limits.in_flight]
         args += [limits.per_second, limits.burst, want]
         status, granted, running, wait = await self._admit(keys=self._keys(user_id), args=args)
         if status == 1:

@@ -29,6 +29,7 @@ from bot.flows import FlowTimers, end_flow, on_not_a_photo, start_flow
 from bot.media import ImageRef, download, image_ref
 from bot.operations import run_compare, send_report
 from bot.pacing import paced
+from bot.presses import Presses
 from bot.states import CompareFlow
 from services.errors import ServiceError
 from services.metering import Caller
@@ -197,13 +198,23 @@ async def on_second_photo(
     services: Services,
     state: FSMContext,
     timers: FlowTimers,
+    presses: Presses,
     caller: Caller | None = None,
 ) -> None:
     data = await state.get_data()
+    if "first" not in data:  # another second photo, just before, ended the flow
+        return
     first = ImageRef.from_data(data["first"])
+    token = data.get("flow_token")
 
-    async def start() -> None:
+    async def start() -> bool:
+        """One second photo per flow: of two sent at once (maybe to two processes), the
+        first to claim the flow compares, the other does nothing."""
+        claim = f"compare:{message.chat.id}:{token}"
+        if token is not None and not await presses.claim_once(claim):
+            return False
         await end_flow(state, timers, message)
+        return True
 
     # Refused by pacing, the flow goes on waiting: the user sends the second photo again.
     await run_compare(message, first, image, bot, services, caller, admitted=start)

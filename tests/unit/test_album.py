@@ -24,8 +24,9 @@ from aiogram.types import Chat, Message, PhotoSize, TelegramObject, Update, User
 
 from bot.config import Settings
 from bot.middlewares.album import AlbumMiddleware
-from bot.pacing import Limits, MemoryPaceStore, Pacing
+from bot.pacing import Admission, Limits, MemoryPaceStore, Pacing
 from bot.session import PRIVATE_CHAT, SENDS, ChatPacer
+from bot.states import CompareFlow
 from services.models import Operation
 from services.wiring import Services
 from tests.conftest import portrait_jpeg, tr
@@ -297,3 +298,50 @@ async def test_an_albums_replies_keep_to_the_chats_bucket() -> None:
         assert sent <= burst + rate * seconds + 1e-9
     assert times[-1] - times[0] == pytest.approx(5.0)  # five at once, then one a second
     await close(app)
+
+
+# --- a flow across processes ---------------------------------------------------------------
+
+
+async def test_two_second_photos_at_once_to_two_processes_make_one_compare(
+    shared: tuple[Process, Process],
+) -> None:
+    a, b = shared
+    token = uuid.uuid4().hex
+    first = {"file_id": "first-photo", "file_size": None, "as_document": False}
+    flow = a.dispatcher.fsm.get_context(a.bot, CHAT.id, USER.id)
+    await flow.set_state(CompareFlow.second)
+    await flow.set_data({"first": first, "flow_token": token})
+    photos = []
+    for file_id in ("first-photo", "second-a", "second-b"):
+        for each in (a, b):
+            each.session.files[file_id] = PHOTO
+    for file_id in ("second-a", "second-b"):
+        photo = PhotoSize(file_id=file_id, file_unique_id=f"u-{file_id}", width=600, height=800)
+        photos.append(
+            Message(
+                message_id=next(_ids),
+                date=datetime.now(UTC),
+                chat=CHAT,
+                from_user=USER,
+                photo=[photo],
+            )
+        )
+    # Both read the flow before either goes on: they meet at the pacing (as two processes
+    # whose updates come at once can).
+    met = asyncio.Barrier(2)
+    for each in (a, b):
+        store = each.dispatcher["pacing"].store
+        admit = store.admit
+
+        async def at_once(user_id: int, want: int, admit: Any = admit) -> Admission:
+            await asyncio.wait_for(met.wait(), 5)
+            return await admit(user_id, want)
+
+        store.admit = at_once
+    await asyncio.gather(a.feed(photos[0]), b.feed(photos[1]))
+    compares = [name for p in (a, b) for name, _data in p.provider.calls if name == "compare"]
+    assert compares == ["compare"]
+    sent = [type(r).__name__ for p in (a, b) for r in p.replies()]
+    assert sent == ["SendPhoto"]  # one report; the other photo is no error either
+    assert await flow.get_state() is None

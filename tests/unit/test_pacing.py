@@ -177,6 +177,25 @@ async def test_a_slot_left_by_a_process_that_died_expires_in_redis(
         await client.aclose()
 
 
+async def test_an_albums_slot_lasts_a_ttl_for_each_photo_in_redis(
+    redis_target: RedisTarget,
+) -> None:
+    """Ten photos run one after another under one slot: it must not expire after the
+    first photo's time and let the user start more than USER_IN_FLIGHT."""
+    clock = Clock()
+    client = redis_target.client()
+    try:
+        limits = Limits(in_flight=1, per_second=0, burst=10, slot_ttl=300)
+        store = RedisPaceStore(client, limits, prefix=redis_target.key("pace:"), clock=clock)
+        assert (await store.admit(8, 10)).granted == 10
+        clock.advance(301)  # the album is on its second photo
+        assert (await store.admit(8, 1)).refusal is Refusal.BUSY
+        clock.advance(2700)
+        assert (await store.admit(8, 1)).granted == 1  # its process died: gone after all ten
+    finally:
+        await client.aclose()
+
+
 async def test_no_rate_limit_leaves_only_the_in_flight_slots(stores: StoreFactory) -> None:
     store = stores(Limits(in_flight=1, per_second=0, burst=1, slot_ttl=300), Clock())
     assert [(await take(store, want=10)).granted for _ in range(20)] == [10] * 20
