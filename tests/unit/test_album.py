@@ -180,6 +180,7 @@ async def shared(redis_target: RedisTarget) -> AsyncIterator[tuple[Process, Proc
     first, second = (process(storage) for storage in storages)
     for each in (first, second):
         album_middleware(each.dispatcher).prefix = redis_target.key("album:")
+        each.dispatcher["pacing"].store.prefix = redis_target.key("pace:")  # a bucket of its own
     yield first, second
     await close(first, second)
     for storage in storages:
