@@ -227,7 +227,7 @@ class BudgetAlerts:
         )
         if row is None:
             return None
-        status = self.budgets._status(row._mapping, self.budgets._now())
+        status = self.budgets.status_of(row._mapping)
         self.metrics.budget(status)
         remaining = remaining_of(status)
         last_seen = self._last_seen.get(provider)

@@ -1,6 +1,6 @@
 """Provider budgets: what each cloud provider has left, and whether to call it at all.
 
-``before_call`` refuses, without calling the provider, when the provider is spent
+``admission`` refuses, without calling the provider, when the provider is spent
 (``ProviderSpent``) or backing off (``ProviderBackingOff``); ``after_result`` and
 ``after_error`` record what the provider said. Rules:
 
@@ -23,14 +23,13 @@ the user's unit, it locks the provider's row (``SELECT … FOR UPDATE`` on Postg
 SQLite has one writer) and counts the calls in flight to that provider (its pending
 reservations) against the known figures, so a burst cannot overshoot
 ``PROVIDER_RESERVE``: with ``remain`` 3 and a reserve of 2, one non-admin call is admitted,
-not ten. A call sent and never answered (``ProviderError.unknown``) is counted as spent:
+not ten. A call of unknown outcome (``ProviderError.unknown``: sent and never answered,
+or answered with a body that cannot be read) is counted as spent:
 the known ``remain`` and ``remainTimes`` drop by one, so the estimate of what is left is
 never above the truth.
 
-``before_call`` (the same rules with nothing in flight, for a look without a
-reservation) reads a provider's row at most once every ``KNOWN_FOR`` seconds per
-process (its own writes read it afresh). Times (resets, back-offs) are always judged
-against the clock of the moment; ``status`` always reads.
+Times (resets, back-offs) are judged against the clock of the moment, and every read
+(``admission``, ``get``, ``status``) goes to the database: no process keeps a copy.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from time import monotonic
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -77,7 +75,6 @@ PROVIDER_DAY_ZONE = ZoneInfo("Asia/Shanghai")
 # Two reset times closer than this are the same period (remainSeconds drifts with latency).
 SAME_PERIOD = timedelta(minutes=10)
 DEFAULT_BACKOFF = 5.0
-KNOWN_FOR = 1.0  # seconds a provider's row read by ``before_call`` is trusted
 
 
 def utc_now() -> datetime:
@@ -159,8 +156,6 @@ class ProviderBudgets:
         self.reserve = reserve
         self.clock = clock
         self.default_backoff = default_backoff
-        self._known: dict[str, tuple[float, RowMapping | None]] = {}  # read at, row
-        self._written: dict[str, float] = {}  # when this process last changed a row
 
     @classmethod
     def from_settings(
@@ -177,27 +172,13 @@ class ProviderBudgets:
     # ----------------------------------------------------------------- reads
 
     async def get(self, provider: str) -> BudgetStatus | None:
-        row = await self._row(provider)
-        return None if row is None else self._status(row, self._now())
-
-    async def _row(self, provider: str) -> RowMapping | None:
-        known = self._known.get(provider)
-        if known is not None and monotonic() - known[0] < KNOWN_FOR:
-            return known[1]
-        read_at = monotonic()
+        """One provider's budget as of now; None when nothing is known about it."""
         row = await self.database.read(
             lambda connection: connection.execute(
                 select(_BUDGETS).where(_BUDGETS.c.provider == provider)
             ).first()
         )
-        mapping = None if row is None else row._mapping
-        if self._written.get(provider, -1.0) < read_at:  # not overtaken by our own write
-            self._known[provider] = (read_at, mapping)
-        return mapping
-
-    def _changed(self, provider: str) -> None:
-        self._known.pop(provider, None)
-        self._written[provider] = monotonic()
+        return None if row is None else self._status(row._mapping, self._now())
 
     async def status(self) -> list[BudgetStatus]:
         """Every provider we have heard about, by name."""
@@ -209,19 +190,12 @@ class ProviderBudgets:
         now = self._now()
         return [self._status(row._mapping, now) for row in rows]
 
-    async def before_call(self, provider: str, *, admin: bool) -> None:
-        """Raise ``ProviderSpent`` or ``ProviderBackingOff`` instead of a pointless call.
-
-        Non-admins are refused while a known figure is at ``reserve`` or below, so the
-        last ``reserve`` calls stay for admins.
-        """
-        status = await self.get(provider)
-        if status is not None:
-            self._admit(status, admin=admin, in_flight=0)
-
     def admission(self, provider: str, *, admin: bool) -> Admission:
-        """``before_call`` made atomic, for ``Ledger.reserve``'s transaction: the provider's
-        row locked, the calls in flight to it counted against its known figures."""
+        """The check ``Ledger.reserve`` (and ``move``) runs in its transaction: raise
+        ``ProviderSpent`` or ``ProviderBackingOff`` instead of a pointless call, with the
+        provider's row locked and the calls in flight to it counted against its known
+        figures. Non-admins are refused while a known figure is at ``reserve`` or below,
+        so the last ``reserve`` calls stay for admins."""
 
         def admit(connection: Connection, now: datetime) -> None:
             row = connection.execute(
@@ -257,6 +231,10 @@ class ProviderBudgets:
             raise ProviderSpent(provider, None)
         if status.remain is not None and status.remain <= floor:
             raise ProviderSpent(provider, status.resets_at)
+
+    def status_of(self, row: RowMapping) -> BudgetStatus:
+        """A row read by someone else (``services.alerts`` reads the whole row once), as of now."""
+        return self._status(row, self._now())
 
     def _status(self, row: RowMapping, now: datetime) -> BudgetStatus:
         resets_at = row["resets_at"]
@@ -308,7 +286,6 @@ class ProviderBudgets:
             )
 
         await self.database.run(work)
-        self._changed(provider)
 
     async def after_error(self, error: ProviderError) -> None:
         """Record what a failed call says about the provider's budget or pace; a call of
@@ -366,7 +343,6 @@ class ProviderBudgets:
                 )
 
         await self.database.run(work)
-        self._changed(provider)
 
     async def clear(self, provider: str) -> None:
         """The operator topped up or fixed the account: forget everything known about it."""
@@ -389,7 +365,6 @@ class ProviderBudgets:
             )
 
         await self.database.run(work)
-        self._changed(provider)
 
     def _ensure(self, connection: Connection, provider: str, now: datetime) -> None:
         connection.execute(

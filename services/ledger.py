@@ -235,7 +235,6 @@ class Ledger:
         operation = Operation(operation)
         now = self._now()
         day = self.days.day(now)
-        unlimited = admin or self.daily_limit == 0
         reservation = Reservation(
             id=uuid.uuid4().hex,
             user_id=user_id,
@@ -251,16 +250,7 @@ class Ledger:
             if admit is not None:
                 admit(connection, now)
             _sweep(connection, now, user_id=user_id, operation=operation.value)
-            counters = _COUNTERS.c
-            statement = upsert(connection, _COUNTERS).values(
-                user_id=user_id, operation=operation.value, day=day, used=1
-            )
-            statement = statement.on_conflict_do_update(
-                index_elements=[counters.user_id, counters.operation, counters.day],
-                set_={"used": counters.used + 1},
-                where=None if unlimited else counters.used < self.daily_limit,
-            ).returning(counters.used)
-            if (connection.execute(statement)).first() is None:
+            if not _take_unit(connection, user_id, operation, day, self._limit(admin)):
                 return False
             connection.execute(
                 _RESERVATIONS.insert().values(
@@ -323,11 +313,7 @@ class Ledger:
             if state is None:
                 return None
             if self._keeps(charged, unknown):
-                after = state
-                if state == PENDING or (
-                    state == EXPIRED and _take_again(connection, reservation, self.daily_limit)
-                ):
-                    after = SPENT
+                after = self._keep_unit(connection, reservation, state)
                 if after != state:
                     connection.execute(
                         update(_RESERVATIONS)
@@ -365,11 +351,10 @@ class Ledger:
             state = _take(connection, reservation.id)
             if state is None:
                 return False
-            if state == PENDING and not keep:
+            if keep:
+                self._keep_unit(connection, reservation, state)
+            elif state == PENDING:
                 _give_back(connection, reservation.user_id, reservation.operation, reservation.day)
-            elif state == EXPIRED and keep:
-                # Given back on expiry, yet the provider did charge: take it again if still free.
-                _take_again(connection, reservation, self.daily_limit)
             _record_call(connection, reservation, charged, unknown, code, latency_ms, now)
             return True
 
@@ -389,6 +374,25 @@ class Ledger:
 
     def _keeps(self, charged: bool, unknown: bool) -> bool:
         return charged or (unknown and self.keep_unit_on_unknown)
+
+    def _limit(self, admin: bool) -> int | None:
+        return None if admin or self.daily_limit == 0 else self.daily_limit
+
+    def _keep_unit(self, connection: Connection, reservation: Reservation, state: str) -> str:
+        """The reservation's state once a call that took its unit is booked: a pending unit
+        is spent; one given back on expiry is taken again (and spent) only if the allowance
+        still has it, since the user may have used it meanwhile."""
+        if state == PENDING:
+            return SPENT
+        if state == EXPIRED and _take_unit(
+            connection,
+            reservation.user_id,
+            reservation.operation,
+            reservation.day,
+            self._limit(reservation.admin),
+        ):
+            return SPENT
+        return state
 
     async def remaining(self, user_id: int, *, admin: bool = False) -> dict[Operation, QuotaStatus]:
         """Today's allowance for every operation."""
@@ -530,22 +534,19 @@ def _take(connection: Connection, reservation_id: str) -> str | None:
     return result.scalar_one_or_none()
 
 
-def _take_again(connection: Connection, reservation: Reservation, daily_limit: int) -> bool:
-    """Take a unit given back on expiry once more, if the allowance still has it."""
+def _take_unit(
+    connection: Connection, user_id: int, operation: Operation, day: date, limit: int | None
+) -> bool:
+    """One unit of the day's allowance if one is left (``limit`` None: no limit), by one
+    conditional upsert: the database, not the process, decides who gets the last unit."""
     counters = _COUNTERS.c
-    unlimited = reservation.admin or daily_limit == 0
     statement = (
         upsert(connection, _COUNTERS)
-        .values(
-            user_id=reservation.user_id,
-            operation=reservation.operation.value,
-            day=reservation.day,
-            used=1,
-        )
+        .values(user_id=user_id, operation=operation.value, day=day, used=1)
         .on_conflict_do_update(
             index_elements=[counters.user_id, counters.operation, counters.day],
             set_={"used": counters.used + 1},
-            where=None if unlimited else counters.used < daily_limit,
+            where=None if limit is None else counters.used < limit,
         )
         .returning(counters.used)
     )

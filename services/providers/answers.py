@@ -11,7 +11,6 @@ vendor's parser turns into its MALFORMED error with the usage the envelope decla
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from services.models import Box, HeadPose, Point
-from services.providers.http import HttpFaults, HttpReply, json_object
+from services.providers.http import HttpFaults, HttpReply, status_error
 from services.values import flag, number
 
 # A longer integer is beyond float range: ``float(int)`` would overflow.
@@ -82,12 +81,12 @@ def decode(body: bytes) -> Any:
 
 
 def read_object(provider: str, reply: HttpReply, faults: HttpFaults) -> Mapping[str, Any]:
-    """The answer's JSON object; for anything else the transport's rule by HTTP status
-    (``json_object``: at 200 malformed and not known to be charged)."""
+    """The answer's JSON object; for anything else the error its HTTP status calls for
+    (``status_error``: at 200 malformed, of unknown outcome)."""
     body = decode(reply.body)
     if isinstance(body, Mapping):
         return body
-    return json_object(provider, dataclasses.replace(reply, body=b""), faults)
+    raise status_error(provider, reply.status, faults)
 
 
 def said_charged(value: Any) -> bool:

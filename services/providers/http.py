@@ -9,12 +9,11 @@ posts, parses and retries only where the provider cannot have charged.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import aiohttp
 
@@ -36,6 +35,7 @@ MAX_ATTEMPTS: Final = 3
 MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
 # A gateway that answers 502 or 503 did not pass the call on; a 504 may have.
 RETRY_SAFE_HTTP: Final = frozenset({502, 503})
+_MAYBE_BILLED: Final = Usage(charged=False, unknown=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,45 +50,43 @@ class HttpReply:
     status: int
     body: bytes
 
-    def json(self) -> Any:
-        """The decoded body, or ``None`` when it is not JSON."""
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
-            return None
-
 
 @dataclass(frozen=True, slots=True)
 class HttpFaults:
-    """A vendor's messages for a body that is not JSON, by HTTP status."""
+    """A vendor's messages for a body that is not its JSON, by HTTP status."""
 
     throttled: str | None = None  # 429; None: read like any other status
     server: str | None = None  # 5xx; None: the family's own message
     other: str | None = None  # any other non-200 status
 
 
-def json_object(provider: str, reply: HttpReply, faults: HttpFaults) -> Mapping[str, Any]:
-    """The answer's JSON object; anything else (a proxy page, a cut-off body) is an error."""
-    body = reply.json()
-    if isinstance(body, Mapping):
-        return body
-    status = reply.status
+def status_error(provider: str, status: int, faults: HttpFaults) -> ProviderError:
+    """The error for an answer whose body is not the vendor's (a proxy page, a cut-off
+    body), by HTTP status alone.
+
+    At 200, and at a 5xx other than a gateway's 502 or 503, the API ran or may have run,
+    and so may have billed: the outcome is unknown, as for a request never answered.
+    """
     if status == 200:
-        raise MALFORMED.error(provider, "malformed")
+        return MALFORMED.error(provider, "malformed", usage=_MAYBE_BILLED)
     code = f"http_{status}"
     if status == 429 and faults.throttled is not None:
-        raise ProviderRateLimitError(
+        return ProviderRateLimitError(
             provider,
             code=code,
             message_id=faults.throttled,
             retry_safe=True,
             budget=BudgetEffect.BACK_OFF,
         )
-    if status >= 500:
-        raise ProviderUnavailableError(
-            provider, code=code, message_id=faults.server, retry_safe=status in RETRY_SAFE_HTTP
+    if status in RETRY_SAFE_HTTP:
+        return ProviderUnavailableError(
+            provider, code=code, message_id=faults.server, retry_safe=True
         )
-    raise ProviderUnavailableError(provider, code=code, message_id=faults.other)
+    if status >= 500:
+        return ProviderUnavailableError(
+            provider, code=code, message_id=faults.server, usage=_MAYBE_BILLED
+        )
+    return ProviderUnavailableError(provider, code=code, message_id=faults.other)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +184,7 @@ class HttpTransport:
             self.provider,
             code="too_big",
             message_id=MALFORMED.message_id,
-            usage=Usage(charged=False, unknown=True),
+            usage=_MAYBE_BILLED,
             detail=f"{self.provider}: an answer of {size} bytes or more, over {MAX_REPLY_BYTES}",
         )
 

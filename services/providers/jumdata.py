@@ -31,6 +31,8 @@ from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, PreparedImage
 from services.models import DETECT_FIELD_UNITS, CheckResult, Measurements, Unit, Usage
 from services.providers.answers import (
     Conflict,
+    Unreadable,
+    label,
     numbers,
     read_object,
     said_charged,
@@ -168,11 +170,12 @@ def read_answer(
 
 
 def _task_no(value: Any) -> str | None:
-    """``taskNo``, a string or a whole number; anything else is left out (it only names
-    the call in logs)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return short_text(value)
+    """``taskNo``, a string or a whole number; anything else is left out, not an error
+    (it only names the call in logs)."""
+    try:
+        return label(value, "taskNo")
+    except Unreadable:
+        return None
 
 
 # What a ``detect_result`` value can be, by unit: past these it is not a measurement.

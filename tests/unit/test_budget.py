@@ -24,7 +24,8 @@ from services.errors import (
     ServiceError,
 )
 from services.models import Usage
-from services.providers.http import HttpReply, json_object
+from services.providers.answers import read_object
+from services.providers.http import HttpReply
 from services.providers.huawei import gateway_error
 from services.providers.jdcloud import BUSINESS_CODES, SYSTEM_CODES
 from services.providers.jdcloud import FAULTS as JD_FAULTS
@@ -52,11 +53,17 @@ def vendor_error(provider: str, code: int | str, usage: Usage | None = None) -> 
     return info.error(provider, code, usage=usage)
 
 
-def json_object_error(provider: str, reply: HttpReply) -> ProviderError:
+def unreadable_error(provider: str, reply: HttpReply) -> ProviderError:
     """What JD's client raises for a body that is not JSON."""
     with pytest.raises(ProviderError) as caught:
-        json_object(provider, reply, JD_FAULTS)
+        read_object(provider, reply, JD_FAULTS)
     return caught.value
+
+
+async def admit(book: ProviderBudgets, provider: str, *, admin: bool) -> None:
+    """The metering's admission, run in a transaction of its own with no call in flight."""
+    check = book.admission(provider, admin=admin)
+    await book.database.run(lambda connection: check(connection, book.clock()))
 
 
 def jd(remain: int | None = None, times: int | None = None, seconds: int | None = None) -> Usage:
@@ -71,7 +78,7 @@ def test_next_provider_midnight_is_in_shanghai() -> None:
 
 async def test_an_unknown_provider_may_be_called(database: Database, clock: FakeClock) -> None:
     book = budgets(database, clock, reserve=5)
-    await book.before_call("jumdata", admin=False)
+    await admit(book, "jumdata", admin=False)
     await book.after_result("jumdata", Usage(charged=True))  # no figures: nothing to keep
     assert await book.status() == []
 
@@ -86,19 +93,19 @@ async def test_remain_reaching_zero_stops_calls_until_the_reset(
     assert (status.provider, status.remain, status.remain_times) == ("jdcloud", 2, 500)
     assert status.resets_at == SHANGHAI_MIDNIGHT
     assert status.available
-    await book.before_call("jdcloud", admin=False)
+    await admit(book, "jdcloud", admin=False)
 
     await book.after_result("jdcloud", jd(remain=0, times=499))
     for admin in (False, True):
         with pytest.raises(ProviderSpent) as refused:
-            await book.before_call("jdcloud", admin=admin)
+            await admit(book, "jdcloud", admin=admin)
         assert refused.value.resets_at == SHANGHAI_MIDNIGHT
         assert refused.value.values == {"provider": "jdcloud", "resets_at": SHANGHAI_MIDNIGHT}
     (status,) = await book.status()
     assert status.spent and status.spent_until == SHANGHAI_MIDNIGHT and not status.available
 
     clock.set(SHANGHAI_MIDNIGHT)
-    await book.before_call("jdcloud", admin=False)
+    await admit(book, "jdcloud", admin=False)
     (status,) = await book.status()
     assert (status.remain, status.resets_at, status.spent) == (None, None, False)
     assert status.remain_times == 499
@@ -110,35 +117,35 @@ async def test_remain_seconds_says_when_the_budget_resets(
     book = budgets(database, clock)
     await book.after_result("jdcloud", jd(remain=0, seconds=120))
     with pytest.raises(ProviderSpent) as refused:
-        await book.before_call("jdcloud", admin=True)
+        await admit(book, "jdcloud", admin=True)
     assert refused.value.resets_at == clock() + timedelta(seconds=120)
     clock.advance(seconds=121)
-    await book.before_call("jdcloud", admin=False)
+    await admit(book, "jdcloud", admin=False)
 
 
 async def test_the_reserve_is_kept_for_admins(database: Database, clock: FakeClock) -> None:
     book = budgets(database, clock, reserve=2)
     await book.after_result("jdcloud", jd(remain=3))
-    await book.before_call("jdcloud", admin=False)
+    await admit(book, "jdcloud", admin=False)
 
     await book.after_result("jdcloud", jd(remain=2))
     with pytest.raises(ProviderSpent) as refused:
-        await book.before_call("jdcloud", admin=False)
+        await admit(book, "jdcloud", admin=False)
     assert refused.value.resets_at == SHANGHAI_MIDNIGHT
-    await book.before_call("jdcloud", admin=True)
+    await admit(book, "jdcloud", admin=True)
     await book.after_result("jdcloud", jd(remain=1))
-    await book.before_call("jdcloud", admin=True)
+    await admit(book, "jdcloud", admin=True)
     await book.after_result("jdcloud", jd(remain=0))
     with pytest.raises(ProviderSpent):
-        await book.before_call("jdcloud", admin=True)
+        await admit(book, "jdcloud", admin=True)
 
     # The package (remainTimes) does not reset at midnight: only an operator tops it up.
     clock.set(SHANGHAI_MIDNIGHT + timedelta(hours=1))
     await book.after_result("jdcloud", jd(remain=900, times=2))
     with pytest.raises(ProviderSpent) as refused:
-        await book.before_call("jdcloud", admin=False)
+        await admit(book, "jdcloud", admin=False)
     assert refused.value.resets_at is None
-    await book.before_call("jdcloud", admin=True)
+    await admit(book, "jdcloud", admin=True)
 
 
 @pytest.mark.parametrize("provider", ["jumdata", "huawei"])
@@ -149,18 +156,18 @@ async def test_jumdata_603_spends_the_provider_until_an_operator_clears_it(
     await book.after_error(vendor_error(provider, 603))
     for admin in (False, True):
         with pytest.raises(ProviderSpent) as refused:
-            await book.before_call(provider, admin=admin)
+            await admit(book, provider, admin=admin)
         assert refused.value.resets_at is None
         assert refused.value.provider == provider
     clock.advance(days=30)
     with pytest.raises(ProviderSpent):
-        await book.before_call(provider, admin=False)
+        await admit(book, provider, admin=False)
     (status,) = await book.status()
     assert (status.spent, status.spent_code, status.spent_until) == (True, "603", None)
-    await book.before_call("jdcloud", admin=False)  # other providers are not affected
+    await admit(book, "jdcloud", admin=False)  # other providers are not affected
 
     await book.clear(provider)
-    await book.before_call(provider, admin=False)
+    await admit(book, provider, admin=False)
     (status,) = await book.status()
     assert status.available and status.spent_code is None
 
@@ -171,23 +178,23 @@ async def test_jd_10010_needs_the_operator_and_10040_waits_for_the_reset(
     book = budgets(database, clock)
     await book.after_error(vendor_error("jdcloud", "10040"))
     with pytest.raises(ProviderSpent) as refused:
-        await book.before_call("jdcloud", admin=True)
+        await admit(book, "jdcloud", admin=True)
     assert refused.value.resets_at == SHANGHAI_MIDNIGHT
     clock.set(SHANGHAI_MIDNIGHT + timedelta(seconds=1))
-    await book.before_call("jdcloud", admin=False)
+    await admit(book, "jdcloud", admin=False)
 
     await book.after_error(vendor_error("jdcloud", "10040", jd(remain=0, seconds=3600)))
     with pytest.raises(ProviderSpent) as refused:
-        await book.before_call("jdcloud", admin=False)
+        await admit(book, "jdcloud", admin=False)
     assert refused.value.resets_at == clock() + timedelta(hours=1)
 
     await book.after_error(vendor_error("jdcloud", "10010"))
     clock.advance(days=2)
     with pytest.raises(ProviderSpent) as refused:
-        await book.before_call("jdcloud", admin=False)
+        await admit(book, "jdcloud", admin=False)
     assert refused.value.resets_at is None
     await book.clear("jdcloud")
-    await book.before_call("jdcloud", admin=False)
+    await admit(book, "jdcloud", admin=False)
 
 
 @pytest.mark.parametrize(
@@ -209,13 +216,13 @@ async def test_rate_limits_back_the_provider_off(
     until = clock() + timedelta(seconds=seconds)
     for admin in (False, True):
         with pytest.raises(ProviderBackingOff) as refused:
-            await book.before_call(provider, admin=admin)
+            await admit(book, provider, admin=admin)
         assert refused.value.until == until
         assert refused.value.values == {"provider": provider, "until": until}
     (status,) = await book.status()
     assert (status.backoff_until, status.backoff_code) == (until, str(code))
     clock.advance(seconds=seconds)
-    await book.before_call(provider, admin=False)
+    await admit(book, provider, admin=False)
     (status,) = await book.status()
     assert status.available and status.backoff_until is None
 
@@ -229,19 +236,19 @@ async def test_a_back_off_is_never_shortened_and_a_gateway_throttle_waits_5_s(
     clock.advance(seconds=5)
     await book.after_error(vendor_error("jumdata", 609))
     with pytest.raises(ProviderBackingOff) as refused:
-        await book.before_call("jumdata", admin=False)
+        await admit(book, "jumdata", admin=False)
     assert refused.value.until == start + timedelta(seconds=60)
 
-    throttled = json_object_error("jdcloud", HttpReply(429, b"<html>slow down</html>"))
+    throttled = unreadable_error("jdcloud", HttpReply(429, b"<html>slow down</html>"))
     await book.after_error(throttled)
     with pytest.raises(ProviderBackingOff) as refused:
-        await book.before_call("jdcloud", admin=False)
+        await admit(book, "jdcloud", admin=False)
     assert refused.value.until == clock() + timedelta(seconds=5)
     gateway = gateway_error("huawei", HttpReply(429, b'{"error_code": "APIG.0308"}'))
     assert gateway is not None
     await book.after_error(gateway)
     with pytest.raises(ProviderBackingOff) as refused:
-        await book.before_call("huawei", admin=False)
+        await admit(book, "huawei", admin=False)
     assert refused.value.until == clock() + timedelta(seconds=5)
 
 
@@ -275,7 +282,7 @@ async def test_a_call_of_unknown_outcome_counts_as_one_spent(
     (status,) = await book.status()
     assert (status.remain, status.remain_times) == (2, 1)
     with pytest.raises(ProviderSpent):  # the package is down to the reserve
-        await book.before_call("jdcloud", admin=False)
+        await admit(book, "jdcloud", admin=False)
     for _ in range(3):
         await book.after_error(timeout)
     (status,) = await book.status()
@@ -285,6 +292,26 @@ async def test_a_call_of_unknown_outcome_counts_as_one_spent(
     await book.after_result("jdcloud", jd(remain=1, times=1))
     (status,) = await book.status()
     assert (status.remain, status.remain_times) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(200, b'{"code": "10000", "charge": true, "resu'), (504, b"<html>timeout</html>")],
+    ids=["cut-off 200", "504 page"],
+)
+async def test_an_unreadable_answer_after_the_call_ran_counts_as_one_spent(
+    database: Database, clock: FakeClock, status: int, body: bytes
+) -> None:
+    """The API answered (or a gateway's 504 may have passed the call on), so the call may
+    have been billed: the known figures drop by one, as for a timeout."""
+    book = budgets(database, clock)
+    await book.after_result("jdcloud", jd(remain=5, times=9))
+    await book.after_error(unreadable_error("jdcloud", HttpReply(status, body)))
+    (row,) = await book.status()
+    assert (row.remain, row.remain_times) == (4, 8)
+    await book.after_error(unreadable_error("jdcloud", HttpReply(503, b"<html>busy</html>")))
+    (row,) = await book.status()
+    assert (row.remain, row.remain_times) == (4, 8)  # a 503 gateway passed nothing on
 
 
 async def test_a_long_provider_code_is_kept_with_its_back_off(

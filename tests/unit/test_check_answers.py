@@ -143,20 +143,47 @@ def test_processing_error_keeps_task_and_charge() -> None:
     assert caught.value.task_no == "1234" and caught.value.charged is False
 
 
+@pytest.mark.parametrize(
+    ("raw", "task_no"),
+    [
+        ('"T-1"', "T-1"),
+        ("90009626222013", "90009626222013"),
+        (f'"{"7" * 300}"', "7" * 200),
+        ("true", None),
+        ("1.5", None),
+        ('{"n": 1}', None),
+        ('"a", "taskNo": "b"', None),
+    ],
+    ids=["text", "number", "long", "flag", "fraction", "object", "given twice"],
+)
+def test_a_task_number_that_is_not_a_label_is_left_out(raw: str, task_no: str | None) -> None:
+    """``taskNo`` only names the call in logs: an odd one never sinks the answer."""
+    body = json.dumps(SEED_ANSWER).replace(
+        '"taskNo": "090009626222013261395536"', f'"taskNo": {raw}'
+    )
+    assert body != json.dumps(SEED_ANSWER)
+    result = parse_check_answer("jumdata", reply(body.encode()))
+    assert result.usage.task_no == task_no
+
+
 @pytest.mark.parametrize("body", [b"<html>oops</html>", b"", b'{"code":', b"[1,2]"])
 def test_unreadable_answers(body: bytes) -> None:
     with pytest.raises(ProviderUnavailableError) as caught:
         parse_check_answer("jumdata", reply(body))
     assert caught.value.message_id == "provider.malformed"
+    # The API answered 200, so it ran and may have billed: the outcome is unknown.
+    assert caught.value.unknown and not caught.value.charged and not caught.value.retry_safe
 
 
 def test_gateway_5xx_is_retry_safe_only_for_502_503() -> None:
     with pytest.raises(ProviderUnavailableError) as caught:
         parse_check_answer("jumdata", reply(b"<html>Bad Gateway</html>", 502))
     assert caught.value.retry_safe and caught.value.code == "http_502"
+    assert not caught.value.unknown  # the gateway passed nothing on
     with pytest.raises(ProviderUnavailableError) as caught:
         parse_check_answer("jumdata", reply(b"<html>timeout</html>", 504))
     assert caught.value.code == "http_504"
+    assert caught.value.unknown and not caught.value.retry_safe  # it may have passed it on
 
 
 @pytest.mark.parametrize("charge_field", [True, False], ids=["jumdata", "huawei"])

@@ -18,6 +18,7 @@ from services.errors import (
     ProviderUnavailableError,
 )
 from services.models import Usage
+from services.providers.answers import read_object
 from services.providers.http import (
     CloudClient,
     FilePart,
@@ -25,7 +26,6 @@ from services.providers.http import (
     HttpReply,
     HttpRequest,
     HttpTransport,
-    json_object,
     longest_call,
     multipart_form,
 )
@@ -80,25 +80,34 @@ FAULTS = HttpFaults(throttled="x.throttled", server="x.fault", other="x.other")
 
 
 @pytest.mark.parametrize(
-    ("status", "family", "message_id", "retry_safe"),
+    ("status", "family", "message_id", "retry_safe", "unknown"),
     [
-        (200, ProviderUnavailableError, "provider.malformed", False),
-        (429, ProviderRateLimitError, "x.throttled", True),
-        (502, ProviderUnavailableError, "x.fault", True),
-        (503, ProviderUnavailableError, "x.fault", True),
-        (504, ProviderUnavailableError, "x.fault", False),  # the gateway may have passed it on
-        (500, ProviderUnavailableError, "x.fault", False),
-        (404, ProviderUnavailableError, "x.other", False),
+        # The API answered: it ran and may have billed, whatever came back.
+        (200, ProviderUnavailableError, "provider.malformed", False, True),
+        (429, ProviderRateLimitError, "x.throttled", True, False),
+        (502, ProviderUnavailableError, "x.fault", True, False),
+        (503, ProviderUnavailableError, "x.fault", True, False),
+        (504, ProviderUnavailableError, "x.fault", False, True),  # it may have passed it on
+        (500, ProviderUnavailableError, "x.fault", False, True),
+        (404, ProviderUnavailableError, "x.other", False, False),
     ],
 )
+@pytest.mark.parametrize("body", [b"<html>proxy</html>", b'{"code": 200, "da'], ids=["page", "cut"])
 def test_a_body_that_is_not_json(
-    status: int, family: type[ProviderError], message_id: str, retry_safe: bool
+    status: int,
+    family: type[ProviderError],
+    message_id: str,
+    retry_safe: bool,
+    unknown: bool,
+    body: bytes,
 ) -> None:
     with pytest.raises(ProviderError) as caught:
-        json_object("x", HttpReply(status, b"<html>proxy</html>"), FAULTS)
+        read_object("x", HttpReply(status, body), FAULTS)
     error = caught.value
     assert type(error) is family and error.message_id == message_id
     assert error.retry_safe is retry_safe and not error.charged
+    assert error.unknown is unknown
+    assert error.code == ("malformed" if status == 200 else f"http_{status}")
 
 
 class Scripted(CloudClient):

@@ -312,6 +312,32 @@ async def test_a_spent_unit_is_kept_however_the_request_ends(
     assert stats.calls[(Operation.COMPARE, "local")] == CallCount(2, 0)
 
 
+async def test_a_charged_call_booked_after_expiry_takes_the_unit_again_only_if_free(
+    database: Database, clock: FakeClock
+) -> None:
+    """``record`` of a swept reservation: the unit comes back (and is spent) while the
+    allowance has it; once the user has taken it meanwhile, the call is booked, not counted."""
+    book = ledger(database, clock, daily_limit=1, reservation_ttl=60)
+    slow = await book.reserve(USER, Operation.COMPARE, "jdcloud", admin=False)
+    clock.advance(seconds=61)
+    assert await book.expire_stale() == 1
+    slow = await book.record(slow, charged=True, code="10043")
+    assert slow.spent and await used_in_db(database, USER, Operation.COMPARE) == 1
+    assert await book.commit(slow, charged=False) is True  # spent: kept, not given back
+    assert await used_in_db(database, USER, Operation.COMPARE) == 1
+
+    clock.advance(days=1)
+    slower = await book.reserve(USER, Operation.COMPARE, "jdcloud", admin=False)
+    clock.advance(seconds=61)
+    taker = await book.reserve(USER, Operation.COMPARE, "jdcloud", admin=False)  # sweeps, takes
+    slower = await book.record(slower, charged=True, code="10043")
+    assert not slower.spent
+    assert await book.commit(slower, charged=True) is True
+    assert await book.commit(taker, charged=True) is True
+    assert (await book.remaining(USER))[Operation.COMPARE].used == 1  # not 2 of 1
+    assert await charged_records(database, USER) == 4
+
+
 @pytest.mark.parametrize("keep", [False, True])
 async def test_an_unknown_outcome_is_booked_and_its_unit_follows_the_setting(
     database: Database, keep: bool

@@ -112,9 +112,12 @@ ENVELOPE_CASES = [
 def test_unreadable_bodies_are_malformed_and_not_charged(
     parse: Callable[[HttpReply], object], case: Case
 ) -> None:
-    """Nothing can be read, so nothing says the call was charged: as for any body that is
-    not JSON (``json_object``)."""
+    """Nothing can be read, so nothing says the call was charged; but the API answered
+    200, so it ran and may have billed: the outcome is unknown (``read_object``)."""
     assert_malformed(parse, body(None, case.path, case.value), case.charged)
+    with pytest.raises(ProviderUnavailableError) as caught:
+        parse(HttpReply(status=200, body=body(None, case.path, case.value)))
+    assert caught.value.unknown
 
 
 @pytest.mark.parametrize(
