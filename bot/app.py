@@ -282,7 +282,7 @@ async def run_webhook(settings: Settings) -> None:
                 await asyncio.sleep(error.retry_after)
 
     dispatcher.startup.register(register_webhook)
-    health = Health.for_services(services, settings.redis_url)
+    health = Health.for_services(services, storage)
     monitor = await start_monitor(settings, services, health)
     app = web.Application()
     add_health(app, health)
@@ -314,7 +314,7 @@ async def run_polling(settings: Settings) -> None:
     storage = create_storage(settings)
     bot = create_bot(settings)
     dispatcher = create_dispatcher(settings, services, storage=storage)
-    health = Health.for_services(services, settings.redis_url)
+    health = Health.for_services(services, storage)
     monitor = await start_monitor(settings, services, health)
     try:
         await bot.delete_webhook(drop_pending_updates=False)

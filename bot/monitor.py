@@ -1,14 +1,19 @@
-"""``/metrics`` and ``/health`` on ``METRICS_LISTEN``; ``/health`` on the webhook server too.
+"""``/metrics`` and ``/health`` on ``METRICS_LISTEN``; a bare ``/health`` on the webhook server.
 
 ``/health`` answers 200 only when every part this process depends on answers within
-``HEALTH_TIMEOUT`` seconds: the database (``SELECT 1``), Redis (``PING``, when
-``REDIS_URL`` is set) and the local engine's worker pool (a ping task through the pool,
-when an operation uses the local engine). Otherwise 503, with the failing part named::
+``HEALTH_TIMEOUT`` seconds: the database (``SELECT 1``), Redis (``PING`` on the FSM
+storage's own connection, when ``REDIS_URL`` is set) and the local engine's workers
+(their processes alive, when an operation uses the local engine; asked of the pool, no
+work queued, so a busy pool is a healthy one). Otherwise 503. On ``METRICS_LISTEN`` the
+body names each part::
 
     {"database": "ok", "redis": "failed: ConnectionError", "local_pool": "ok"}
 
-A part not in use reads ``"off"``. ``/metrics`` reads the providers' budgets once per
-scrape (one query; not on the update path), then serves ``services.metrics``.
+A part not in use reads ``"off"``. The webhook server is public: its ``/health`` says only
+``{"status": "ok"}`` or ``{"status": "unavailable"}``. Either way the parts are asked at
+most once per ``HEALTH_CACHE`` seconds, however often the checks come. ``/metrics``
+reads the providers' budgets once per scrape (one query; not on the update path), then
+serves ``services.metrics``.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.redis import RedisStorage
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from bot.config import Settings
 from services.budget import ProviderBudgets
-from services.local.pool import EnginePool, _ping
+from services.local.pool import EnginePool
 from services.metrics import METRICS, Metrics
 from services.models import Operation
 from services.providers.local import LocalProvider
@@ -34,44 +41,63 @@ from services.wiring import Services
 log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT: Final = 2.0  # seconds each part has to answer
+HEALTH_CACHE: Final = 1.0  # seconds an answer is served again before the parts are asked
 OK: Final = "ok"
 OFF: Final = "off"
 
 
 class Pingable(Protocol):
+    """A Redis client, as ``/health`` uses it."""
+
+    def ping(self) -> Any: ...
+
+
+class Workers(Protocol):
     """What ``/health`` asks of the local pool (``services.local.pool.EnginePool``)."""
 
-    async def run(self, fn: Callable[..., Any], /, *args: Any, photos: int = 1) -> Any: ...
+    def alive(self) -> bool: ...
+
+    async def revive(self) -> None: ...
+
+
+class WorkersDown(RuntimeError):
+    """The local engine's worker processes are not all alive."""
 
 
 class Health:
-    """The readiness of this process's parts; ``handle`` is the ``/health`` view."""
+    """The readiness of this process's parts; ``handle`` is the detailed ``/health`` view,
+    ``handle_public`` the bare one."""
 
     def __init__(
         self,
         database: Database | None,
-        redis_url: str = "",
-        pool: Pingable | None = None,
+        redis: Pingable | None = None,
+        pool: Workers | None = None,
         *,
         timeout: float = HEALTH_TIMEOUT,
+        cache_for: float = HEALTH_CACHE,
     ) -> None:
         self.database = database
-        self.redis_url = redis_url
+        self.redis = redis  # not ours: its owner (the FSM storage) closes it
         self.pool = pool
         self.timeout = timeout
-        self._redis: Any = None
-        self._pool_probe: asyncio.Future[Any] | None = None
+        self.cache_for = cache_for
+        self._revival: asyncio.Future[None] | None = None
+        self._latest: asyncio.Future[dict[str, str]] | None = None
+        self._latest_at = 0.0
 
     @classmethod
-    def for_services(cls, services: Services, redis_url: str) -> Health:
-        return cls(services.database, redis_url, local_pool(services))
+    def for_services(cls, services: Services, storage: BaseStorage | None = None) -> Health:
+        """The parts of ``services``, and Redis when ``storage`` (the FSM's) lives there."""
+        redis = storage.redis if isinstance(storage, RedisStorage) else None
+        return cls(services.database, redis, local_pool(services))
 
     async def check(self) -> dict[str, str]:
         """Each part's answer: ``ok``, ``off`` (not in use) or why it failed."""
         parts: dict[str, Callable[[], Awaitable[object]] | None] = {
             "database": None if self.database is None else self._database,
-            "redis": self._redis_ping if self.redis_url else None,
-            "local_pool": None if self.pool is None else self._pool_ping,
+            "redis": None if self.redis is None else self._redis_ping,
+            "local_pool": None if self.pool is None else self._workers,
         }
         names = [name for name, probe in parts.items() if probe is not None]
         answers = await asyncio.gather(
@@ -80,6 +106,19 @@ class Health:
         result = dict.fromkeys(parts, OFF)
         result.update(zip(names, answers, strict=True))
         return result
+
+    async def recent(self) -> dict[str, str]:
+        """``check``'s answer, asked at most once per ``cache_for`` seconds: checks that
+        come together or close behind share one round of probes."""
+        loop = asyncio.get_running_loop()
+        latest = self._latest
+        if latest is None or (latest.done() and loop.time() - self._latest_at >= self.cache_for):
+            latest = self._latest = asyncio.ensure_future(self.check())
+            self._latest_at = loop.time()
+        return dict(await asyncio.shield(latest))
+
+    async def ready(self) -> bool:
+        return all(answer in (OK, OFF) for answer in (await self.recent()).values())
 
     async def _answer(self, name: str, probe: Callable[[], Awaitable[object]]) -> str:
         try:
@@ -97,39 +136,42 @@ class Health:
         await self.database.read(lambda connection: connection.execute(text("SELECT 1")).scalar())
 
     async def _redis_ping(self) -> None:
-        if self._redis is None:
-            import redis.asyncio as redis
+        assert self.redis is not None
+        await self.redis.ping()
 
-            self._redis = redis.Redis.from_url(
-                self.redis_url, socket_connect_timeout=self.timeout, socket_timeout=self.timeout
-            )
-        await self._redis.ping()
-
-    async def _pool_ping(self) -> None:
-        """One ping in flight at a time: a probe that outlives its timeout (the pool busy,
-        or starting its workers again) is awaited by the next check, not cancelled, so a
-        restart of the workers is never cut short by a health check."""
+    async def _workers(self) -> None:
+        """Alive, or revived: workers gone while no request came are replaced here, since
+        a process taken out of service for them would never get the request that would.
+        One revival at a time, never cut short by a check's timeout."""
         assert self.pool is not None
-        if self._pool_probe is None or self._pool_probe.done():
-            self._pool_probe = asyncio.ensure_future(self.pool.run(_ping, 0.0))
-            self._pool_probe.add_done_callback(_retrieve)
-        await asyncio.shield(self._pool_probe)
+        if self.pool.alive():
+            return
+        if self._revival is None or self._revival.done():
+            self._revival = asyncio.ensure_future(self.pool.revive())
+            self._revival.add_done_callback(_retrieve)
+        await asyncio.shield(self._revival)
+        if not self.pool.alive():
+            raise WorkersDown("the local workers are not all alive")
 
     async def handle(self, request: web.Request) -> web.Response:
-        parts = await self.check()
+        parts = await self.recent()
         ready = all(answer in (OK, OFF) for answer in parts.values())
         return web.json_response(parts, status=200 if ready else 503)
 
+    async def handle_public(self, request: web.Request) -> web.Response:
+        if await self.ready():
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "unavailable"}, status=503)
+
     async def close(self) -> None:
-        if self._pool_probe is not None and not self._pool_probe.done():
-            self._pool_probe.cancel()
-        if self._redis is not None:
-            await self._redis.aclose()
+        for pending in (self._revival, self._latest):
+            if pending is not None and not pending.done():
+                pending.cancel()
 
 
 def _retrieve(probe: asyncio.Future[Any]) -> None:
-    """The outcome of a probe nobody awaited any more is read here (and told by ``_answer``
-    of the next check), so asyncio does not log it as never retrieved."""
+    """The outcome of a revival nobody awaited any more is read here (and told by
+    ``_answer`` of the next check), so asyncio does not log it as never retrieved."""
     if not probe.cancelled():
         probe.exception()
 
@@ -139,13 +181,13 @@ def local_pool(services: Services) -> EnginePool | None:
     for operation in Operation:
         for provider in services.of(operation).providers:
             if isinstance(provider, LocalProvider) and provider.available:
-                return provider._pool
+                return provider.pool
     return None
 
 
 def add_health(app: web.Application, health: Health) -> None:
-    """``GET /health`` on ``app`` (the webhook server's)."""
-    app.router.add_get("/health", health.handle)
+    """The bare ``GET /health`` on ``app`` (the webhook server's, public)."""
+    app.router.add_get("/health", health.handle_public)
 
 
 class Monitor:
@@ -166,7 +208,7 @@ class Monitor:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self.handle_metrics)
-        add_health(app, self.health)
+        app.router.add_get("/health", self.health.handle)
         return app
 
     async def handle_metrics(self, request: web.Request) -> web.Response:

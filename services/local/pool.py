@@ -11,14 +11,20 @@ threads would stall the bot: the work goes to a ``ProcessPoolExecutor`` instead.
 - **A bounded queue**: photos being worked on plus photos waiting never exceed
   ``workers + queue_limit``; past that a call is refused at once with
   ``ProviderRateLimitError`` (``local.busy``: try again shortly) instead of piling up
-  minutes of work no user will wait for. A photo counts until its worker is done with
-  it, even when the user who sent it has gone.
-- **A time limit per request** (``LOCAL_TIMEOUT``, from submission to answer): a request
-  still waiting when it ends is cancelled; one still running means a stuck worker, and
-  the workers are terminated and replaced by fresh ones on the next request (a process
-  pool cannot lose one worker and go on: the others' requests fail with it, as on any
-  worker's death). Either way the request fails with ``ProviderUnavailableError`` code
-  ``timeout``, not charged: the local engine bills no one.
+  minutes of work no user will wait for. A photo being worked on counts until its worker
+  is done with it, even when the user who sent it has gone; a waiting one leaves with him.
+- **Waiting happens here, not in the executor**: a request goes to the executor only
+  when a worker is free for it, so its work starts at once. The executor counts work as
+  running as soon as it enters its call queue, where it can no longer be cancelled; kept
+  out of it, a waiting request can leave at any time.
+- **A time limit per request** (``LOCAL_TIMEOUT``, from the moment it is queued to its
+  answer): a request still waiting when it ends leaves the queue, nothing else happens. A
+  request whose own work has run that long means a stuck worker: the workers are
+  terminated and replaced by fresh ones on the next request (a process pool cannot lose
+  one worker and go on: the others' requests fail with it, as on any worker's death).
+  Work slow only because it waited is never judged stuck: the stuck check counts from
+  the work's start. The request fails with ``ProviderUnavailableError`` code ``timeout``,
+  not charged: the local engine bills no one.
 - **Shutdown that does not hang**: queued work is cancelled, running work gets a grace
   period, and a worker still busy after it is terminated, then killed.
 
@@ -35,6 +41,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from typing import Any, Final, TypeVar
@@ -104,6 +111,8 @@ class EnginePool:
         self._start_lock = asyncio.Lock()
         self._count_lock = threading.Lock()
         self._in_flight = 0  # photos submitted and not yet finished
+        self._free = _FreeWorkers(workers)
+        self._replacing: set[asyncio.Future[None]] = set()
         self._closed = False
 
     @property
@@ -171,28 +180,19 @@ class EnginePool:
                 )
             self._in_flight += photos
         try:
-            if self._executor is None:
-                await self.start()  # started on first use when start() was not called
-            executor = self._executor
-            if executor is None:  # closed while starting
-                raise _unavailable("closed", "the local engine is shut down")
-            future: Future[T] = executor.submit(fn, *args)
+            future, executor, deadline = await self._submit(fn, args)
         except BaseException:
             self._release(photos)
             raise
-        future.add_done_callback(lambda _: self._release(photos))
-        deadline = asyncio.timeout(self.timeout)
+        future.add_done_callback(lambda _: self._finished(photos))
+        asyncio.get_running_loop().call_later(self.timeout, self._overran, executor, future)
+        answer = asyncio.timeout_at(deadline)
         try:
-            async with deadline:
+            async with answer:
                 return await asyncio.wrap_future(future)
         except TimeoutError:
-            if not deadline.expired():
+            if not answer.expired():
                 raise  # the work's own error
-            if not future.cancelled():  # it was running, not waiting: the worker is stuck
-                log.warning(
-                    "local engine: a request ran over %g s; replacing the workers", self.timeout
-                )
-                await self._discard(executor, grace=0.0)
             raise _unavailable(
                 "timeout", f"local engine: no answer in {self.timeout:g} s"
             ) from None
@@ -206,6 +206,68 @@ class EnginePool:
             # A worker died (killed for memory, a crash in native code): start afresh next time.
             await self._discard(executor)
             raise _unavailable("worker_died", f"local worker died: {error!r}") from None
+
+    async def _submit(
+        self, fn: Callable[..., T], args: tuple[Any, ...]
+    ) -> tuple[Future[T], ProcessPoolExecutor, float]:
+        """Wait for a free worker and hand it ``fn``; also the loop time by which the
+        request must be answered. Starting the workers does not count against it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.start()  # at once when started; at first use, or after a replacement
+            deadline = loop.time() + self.timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._free.take()
+            except TimeoutError:
+                raise _unavailable(
+                    "timeout", f"local engine: no free worker in {self.timeout:g} s"
+                ) from None
+            executor = self._executor
+            if executor is not None:
+                break
+            self._free.give()  # the workers were replaced, or shut down, while we waited
+        try:
+            future: Future[T] = executor.submit(fn, *args)
+        except BrokenExecutor as error:  # a worker died while idle
+            self._free.give()
+            await self._discard(executor)
+            raise _unavailable("worker_died", f"local worker died: {error!r}") from None
+        except BaseException:
+            self._free.give()
+            raise
+        return future, executor, deadline
+
+    def _finished(self, photos: int) -> None:
+        """Runs in the executor's thread when a piece of work ends, however it ends."""
+        self._free.give()
+        self._release(photos)
+
+    def _overran(self, executor: ProcessPoolExecutor, future: Future[Any]) -> None:
+        """``timeout`` seconds after the work started: still running means a stuck worker."""
+        if future.done() or self._executor is not executor:
+            return
+        log.warning("local engine: a request ran over %g s; replacing the workers", self.timeout)
+        task = asyncio.ensure_future(self._discard(executor, grace=0.0))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    def alive(self) -> bool:
+        """Whether the workers are up: started, not shut down, none of them dead. Asks the
+        processes, queues nothing: the answer does not wait for a busy worker."""
+        executor = self._executor
+        if executor is None or self._closed:
+            return False
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        return len(processes) == self.workers and all(p.is_alive() for p in processes)
+
+    async def revive(self) -> None:
+        """Replace workers that are gone (one died while idle, or they were replaced and
+        no request has come since), so a process that gets no work still recovers."""
+        executor = self._executor
+        if executor is not None and not self.alive():
+            await self._discard(executor)
+        await self.start()
 
     def _release(self, photos: int) -> None:
         with self._count_lock:
@@ -222,8 +284,77 @@ class EnginePool:
         self._closed = True
         async with self._start_lock:
             executor, self._executor = self._executor, None
+        self._free.open_all()  # every waiting request goes on, to find the pool closed
         if executor is not None:
             await asyncio.to_thread(_stop, executor, grace)
+        if self._replacing:
+            await asyncio.gather(*self._replacing, return_exceptions=True)
+
+
+class _FreeWorkers:
+    """How many workers are idle, and the requests waiting for one, first come first served.
+
+    Thread-safe, since work ends in the executor's thread; bound to no event loop, since
+    one pool may serve several loops in turn (tests).
+    """
+
+    def __init__(self, count: int) -> None:
+        self._lock = threading.Lock()
+        self._idle = count
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._open = False
+
+    async def take(self) -> None:
+        with self._lock:
+            if self._open or (self._idle > 0 and not self._waiters):
+                self._idle -= 1
+                return
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            with self._lock:
+                handed = waiter not in self._waiters
+                if not handed:
+                    self._waiters.remove(waiter)
+            if handed and waiter.done() and not waiter.cancelled():
+                self.give()  # a worker came just as the request left: pass it on
+            raise
+
+    def give(self) -> None:
+        """One worker free: to the first request still waiting, else back to idle."""
+        with self._lock:
+            waiter = self._waiters.popleft() if self._waiters else None
+            if waiter is None:
+                self._idle += 1
+                return
+        try:
+            waiter.get_loop().call_soon_threadsafe(self._hand, waiter)
+        except RuntimeError:  # its event loop is gone, and the request with it
+            self.give()
+
+    def _hand(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():  # it left before the worker reached it
+            self.give()
+        else:
+            waiter.set_result(None)
+
+    def open_all(self) -> None:
+        """Let every request through, waiting or to come: the pool is shutting down."""
+        with self._lock:
+            self._open = True
+            waiters, self._waiters = list(self._waiters), deque()
+        for waiter in waiters:
+            try:
+                waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+            except RuntimeError:
+                pass
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def _warm(executor: ProcessPoolExecutor, workers: int) -> set[int]:

@@ -160,6 +160,11 @@ class LocalProvider(Checker, PairComparer, Detector, Analyzer):
         )
 
     @property
+    def pool(self) -> EnginePool:
+        """The worker processes, for monitoring (their queue, whether they are up)."""
+        return self._pool
+
+    @property
     def not_checked(self) -> tuple[str, ...]:
         """The documented check fields these models cannot measure."""
         return measure.not_checked(self.config.landmarks)

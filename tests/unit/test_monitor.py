@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,17 +34,33 @@ CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
 class Pool:
-    """The local pool as ``/health`` uses it: ``hang`` makes it never answer."""
+    """The local pool as ``/health`` asks it: ``alive`` as set; ``revive`` brings it back
+    unless ``hang``."""
 
-    def __init__(self, *, hang: bool = False) -> None:
+    def __init__(self, *, alive: bool = True, hang: bool = False) -> None:
+        self.up = alive
         self.hang = hang
-        self.runs = 0
+        self.revivals = 0
 
-    async def run(self, fn: Callable[..., Any], /, *args: Any, photos: int = 1) -> Any:
-        self.runs += 1
+    def alive(self) -> bool:
+        return self.up
+
+    async def revive(self) -> None:
+        self.revivals += 1
         if self.hang:
             await asyncio.Event().wait()
-        return fn(*args)
+        self.up = True
+
+
+class CountingRedis:
+    """A Redis client that answers every ``PING`` and counts them."""
+
+    def __init__(self) -> None:
+        self.pings = 0
+
+    async def ping(self) -> bool:
+        self.pings += 1
+        return True
 
 
 @pytest.fixture
@@ -64,11 +81,14 @@ async def get(app: web.Application, path: str) -> tuple[int, Any]:
 async def test_health_ok_when_every_part_answers(
     sqlite: Database, redis_target: RedisTarget
 ) -> None:
-    health = Health(sqlite, redis_target.url, Pool())
+    client = redis_target.client()  # the FSM storage's, in the bot
+    health = Health(sqlite, client, Pool())
     try:
         status, body = await get(Monitor(health).app(), "/health")
-    finally:
         await health.close()
+        assert await client.ping()  # not closed by the health check: not its client
+    finally:
+        await client.aclose()
     assert (status, body) == (200, {"database": "ok", "redis": "ok", "local_pool": "ok"})
 
 
@@ -79,11 +99,13 @@ async def test_health_parts_not_in_use_are_off(sqlite: Database) -> None:
 
 
 async def test_health_503_names_redis_when_it_does_not_answer(sqlite: Database) -> None:
-    health = Health(sqlite, CLOSED_PORT_REDIS, Pool())
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(CLOSED_PORT_REDIS)
     try:
-        status, body = await get(Monitor(health).app(), "/health")
+        status, body = await get(Monitor(Health(sqlite, client, Pool())).app(), "/health")
     finally:
-        await health.close()
+        await client.aclose()
     assert status == 503
     assert body == {"database": "ok", "redis": "failed: ConnectionError", "local_pool": "ok"}
 
@@ -96,28 +118,74 @@ async def test_health_503_when_the_database_is_gone(tmp_path: Path) -> None:
     assert body["database"] == "failed: RuntimeError"
 
 
-async def test_a_pool_that_does_not_answer_is_one_probe_not_one_per_check(
+async def test_a_busy_pool_is_healthy_and_the_check_takes_no_place_in_it(
     sqlite: Database,
 ) -> None:
-    pool = Pool(hang=True)
+    pool = EnginePool(workers=1, queue_limit=0, timeout=30.0)
+    try:
+        await pool.start()
+        busy = asyncio.ensure_future(pool.run(time.sleep, 1.0))
+        await asyncio.sleep(0)
+        assert pool.in_flight == 1  # full: one more photo would be refused as busy
+        assert (await Health(sqlite, pool=pool).check())["local_pool"] == "ok"
+        assert pool.in_flight == 1
+        await busy
+    finally:
+        await pool.close()
+
+
+async def test_dead_workers_are_revived_by_the_check(sqlite: Database) -> None:
+    pool = Pool(alive=False)
+    health = Health(sqlite, pool=pool)
+    assert (await health.check())["local_pool"] == "ok"
+    assert (await health.check())["local_pool"] == "ok"
+    assert pool.revivals == 1  # alive since: the second check asked nothing more
+
+
+async def test_a_revival_that_does_not_end_is_one_not_one_per_check(sqlite: Database) -> None:
+    pool = Pool(alive=False, hang=True)
     health = Health(sqlite, pool=pool, timeout=0.05)
     try:
         assert (await health.check())["local_pool"] == "timeout"
         assert (await health.check())["local_pool"] == "timeout"
-        assert pool.runs == 1  # the second check waited for the first probe
+        assert pool.revivals == 1  # the second check waited for the first revival
         pool.hang = False
-        await health.close()  # the stuck probe is cancelled
+        await health.close()  # the stuck revival is cancelled
         assert (await health.check())["local_pool"] == "ok"
-        assert pool.runs == 2
+        assert pool.revivals == 2
     finally:
         await health.close()
 
 
-async def test_health_on_the_webhook_server(sqlite: Database) -> None:
+async def test_health_on_the_webhook_server_names_nothing(tmp_path: Path) -> None:
+    database = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    health = Health(database, pool=Pool())
     app = web.Application()
-    add_health(app, Health(sqlite, pool=Pool()))
-    status, body = await get(app, "/health")
-    assert (status, body) == (200, {"database": "ok", "redis": "off", "local_pool": "ok"})
+    add_health(app, health)
+    try:
+        assert await get(app, "/health") == (200, {"status": "ok"})
+    finally:
+        await database.close()
+    app = web.Application()
+    add_health(app, Health(database, pool=Pool()))
+    assert await get(app, "/health") == (503, {"status": "unavailable"})
+
+
+async def test_checks_close_together_ask_the_parts_once(sqlite: Database) -> None:
+    redis = CountingRedis()
+    app = web.Application()
+    add_health(app, Health(sqlite, redis, cache_for=3600.0))
+    async with TestClient(TestServer(app)) as client:
+        for _ in range(3):
+            assert (await client.get("/health")).status == 200
+    assert redis.pings == 1
+
+    redis = CountingRedis()
+    app = Monitor(Health(sqlite, redis, cache_for=0.0)).app()
+    async with TestClient(TestServer(app)) as client:
+        for _ in range(3):
+            assert (await client.get("/health")).status == 200
+    assert redis.pings == 3
 
 
 async def test_metrics_after_an_update_and_a_provider_call(sqlite: Database) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import signal
 import time
 
 import pytest
@@ -43,6 +44,62 @@ async def test_a_stuck_worker_is_killed_and_replaced() -> None:
         assert pool.in_flight == 0  # the stuck request no longer holds a place in the queue
     finally:
         await pool.close()
+
+
+async def test_a_request_timing_out_while_queued_kills_no_worker() -> None:
+    """One worker, three requests: the third waits behind two healthy ones past the limit,
+    the second runs past the request's limit only because it waited."""
+    pool = EnginePool(workers=1, queue_limit=2, timeout=2.0)
+    try:
+        await pool.start()
+        first, second, third = await asyncio.gather(
+            pool.run(_nap, 1.5), pool.run(_nap, 1.0), pool.run(_nap, 0.0), return_exceptions=True
+        )
+        assert isinstance(first, int)  # the healthy job completed
+        for late in (second, third):
+            assert isinstance(late, ProviderUnavailableError)
+            assert (late.code, late.charged) == ("timeout", False)
+        assert pool.alive()
+        # The same worker, still there: it finishes the second job and takes the next.
+        assert await pool.run(os.getpid) == first
+    finally:
+        await pool.close()
+
+
+async def test_a_worker_dead_while_idle_is_replaced() -> None:
+    pool = EnginePool(workers=1, queue_limit=1, timeout=30.0)
+    try:
+        await pool.start()
+        assert pool.alive()
+        dead = await pool.run(os.getpid)
+        os.kill(dead, signal.SIGKILL)
+        for _ in range(500):
+            if not pool.alive():
+                break
+            await asyncio.sleep(0.01)
+        assert not pool.alive()
+        with pytest.raises(ProviderUnavailableError) as caught:
+            await pool.run(os.getpid)
+        assert caught.value.code == "worker_died"
+        replaced = await pool.run(os.getpid)
+        assert replaced != dead
+        # Dead again, and no request comes: ``revive`` (what /health does) replaces it.
+        os.kill(replaced, signal.SIGKILL)
+        for _ in range(500):
+            if not pool.alive():
+                break
+            await asyncio.sleep(0.01)
+        await pool.revive()
+        assert pool.alive()
+        assert await pool.run(os.getpid) not in (dead, replaced)
+    finally:
+        await pool.close()
+    assert not pool.alive()
+
+
+def _nap(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
 
 
 async def test_an_error_of_the_work_itself_is_not_a_timeout() -> None:
