@@ -125,7 +125,8 @@ class ProviderError(ServiceError):
 
     @property
     def unknown(self) -> bool:
-        """Sent and never answered: the provider may have charged (``Usage.unknown``)."""
+        """Sent, and never answered or answered unreadably: the provider may have charged
+        (``Usage.unknown``)."""
         return self.usage.unknown
 
     @property

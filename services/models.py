@@ -374,7 +374,8 @@ class Usage:
     """What the provider said about billing and its own remaining budget.
 
     ``charged``: the provider said it charged. ``unknown``: the request was sent and no
-    answer came back (a read timeout, a dropped connection, an answer over the size cap),
+    answer we can read came back (a read timeout, a dropped connection, an answer over the
+    size cap, a body that is not the vendor's JSON at 200 or at a 5xx other than 502/503),
     so the provider may have charged without saying so.
     """
 

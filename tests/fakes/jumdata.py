@@ -420,9 +420,9 @@ class _FakeProvider:
         self.profile: dict[str, Any] = copy.deepcopy(DEFAULT_CHECK_PROFILE)
         """Unmeasured ``detect_result`` values of every check answer; edit freely."""
         self.url_images: dict[str, bytes] = {}
+        """Images the fake can "download" for the ``url`` parameter; others are not found."""
         self.faults: Faults | None = None
         """Fault injection and the billing ledger (``tests.fakes.faults``); None: no faults."""
-        """Images the fake can "download" for the ``url`` parameter; others are not found."""
         self._paths = tuple(paths)
         self._messages = messages
         self._scripts: dict[str, deque[Script]] = {path: deque() for path in self._paths}
