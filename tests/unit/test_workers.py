@@ -69,17 +69,16 @@ async def test_default_executor_runs_while_every_image_thread_is_busy() -> None:
 
 
 async def test_configure_sets_how_many_photos_are_worked_on_at_once() -> None:
-    workers.configure(1)
+    """Three threads: three photos at once (more than the default of at most two), and a
+    fourth waits for one of them."""
+    workers.configure(3)
     blocker = Blocker()
-    first = asyncio.create_task(workers.run(blocker.job, 1))
-    second = asyncio.create_task(workers.run(blocker.job, 2))
-    await blocker.until_started(1)
-    await asyncio.sleep(0)
-
-    assert blocker.started == [1]
+    jobs = [asyncio.create_task(workers.run(blocker.job, n)) for n in range(4)]
+    await blocker.until_started(3)
+    assert len(blocker.started) == 3  # every thread is held: the fourth cannot have started
     blocker.release.set()
-    assert [await first, await second] == [1, 2]
-    assert blocker.started == [1, 2]
+    assert await asyncio.gather(*jobs) == [0, 1, 2, 3]
+    assert sorted(blocker.started) == [0, 1, 2, 3]
 
 
 async def test_run_after_close_starts_a_new_pool() -> None:
