@@ -23,7 +23,7 @@ from services.errors import (
 )
 from services.i18n import N_
 from services.images import CHECK_LIMITS_JUMDATA, ImageLimits, PreparedImage
-from services.models import CheckResult
+from services.models import CheckResult, Usage
 from services.providers.answers import decode, short_text
 from services.providers.base import Checker
 from services.providers.http import RETRY_SAFE_HTTP, CloudClient, HttpReply, HttpRequest
@@ -64,12 +64,16 @@ def gateway_error(provider: str, reply: HttpReply) -> ProviderError | None:
             budget=BudgetEffect.BACK_OFF,
         )
     if reply.status >= 500:
+        # A 502/503 passed nothing on; past them (a 504: the backend timed out) the API was
+        # reached and may have billed.
+        passed_on = reply.status not in RETRY_SAFE_HTTP
         return ProviderUnavailableError(
             provider,
             code=code,
             provider_msg=msg,
             message_id=_GATEWAY_FAULT,
-            retry_safe=reply.status in RETRY_SAFE_HTTP,
+            usage=Usage(charged=False, unknown=passed_on),
+            retry_safe=not passed_on,
         )
     return ProviderAuthError(provider, code=code, provider_msg=msg, message_id=_GATEWAY_AUTH)
 

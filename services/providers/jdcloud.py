@@ -67,6 +67,7 @@ from services.providers.http import (
     HttpFaults,
     HttpReply,
     HttpRequest,
+    status_error,
 )
 from services.signing import jdcloud_sign
 from services.values import integer
@@ -308,6 +309,8 @@ def _result(reply: HttpReply) -> tuple[Mapping[str, Any], Usage]:
     msg = answers.short_text(body.get("msg"))
     system_code = _system_code(body.get("code"))
     if system_code is None:
+        if not usage.charged:  # no vendor's envelope (a proxy's JSON): judged by its status
+            raise status_error(PROVIDER, reply.status, FAULTS)
         raise _malformed(usage, msg)
     if system_code != SUCCESS_CODE:
         log.info("%s answered system code %s: %s", PROVIDER, system_code, msg)

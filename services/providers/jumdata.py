@@ -48,6 +48,7 @@ from services.providers.http import (
     HttpRequest,
     HttpTransport,
     multipart_form,
+    status_error,
 )
 from services.rules import classify_reason, evaluate
 from services.signing import jumdata_sign
@@ -154,6 +155,8 @@ def read_answer(
     task_no = _task_no(body.get("taskNo"))
     answer = Answer(provider, code, msg, Usage(charged=charged, task_no=task_no), body.get("data"))
     if code is None:
+        if not charged:  # no vendor's envelope (a proxy's JSON): its status tells what it is
+            raise status_error(provider, reply.status, FAULTS)
         raise answer.malformed()
     if code != 200:
         if msg:

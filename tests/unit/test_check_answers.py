@@ -260,5 +260,35 @@ def test_apig_envelope(status: int, family: type) -> None:
     assert isinstance(error, family) and error.code == "APIG.0303"
 
 
+@pytest.mark.parametrize(("status", "unknown"), [(502, False), (503, False), (504, True)])
+def test_apig_envelope_behind_a_timeout_is_of_unknown_outcome(status: int, unknown: bool) -> None:
+    """APIG's 504 (APIG.0201, the backend timed out) came after the API was reached: it may
+    have checked the photo and billed it; its 502/503 passed nothing on."""
+    envelope = {"error_code": "APIG.0201", "error_msg": "Backend timeout", "request_id": "ab"}
+    error = gateway_error("huawei", reply(envelope, status))
+    assert isinstance(error, ProviderUnavailableError)
+    assert (error.unknown, error.retry_safe, error.charged) == (unknown, not unknown, False)
+
+
 def test_apig_envelope_absent_for_api_answers() -> None:
     assert gateway_error("huawei", reply(SEED_ANSWER)) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "unknown", "retry_safe"),
+    [(200, True, False), (502, False, True), (503, False, True), (504, True, False)],
+)
+def test_json_that_is_no_jumdata_answer_is_judged_by_its_status(
+    status: int, unknown: bool, retry_safe: bool
+) -> None:
+    """A proxy's own JSON (no ``code``): past a 502/503 the API ran or may have."""
+    with pytest.raises(ProviderError) as caught:
+        parse_check_answer("jumdata", reply({"message": "upstream timed out"}, status))
+    assert (caught.value.unknown, caught.value.retry_safe) == (unknown, retry_safe)
+    assert not caught.value.charged
+
+
+def test_an_answer_without_a_code_that_says_it_charged_stays_charged() -> None:
+    with pytest.raises(ProviderError) as caught:
+        parse_check_answer("jumdata", reply({"charge": True, "msg": "?"}))
+    assert caught.value.charged and not caught.value.unknown

@@ -1005,3 +1005,17 @@ async def test_fake_times_repeats_the_script(
         codes.append(answer["result"]["code"])
     assert codes == [11, 11, 0]
     assert [r.business_code for r in fake.received(PROP_PATH)] == [11, 11, 0]
+
+
+@pytest.mark.parametrize(
+    ("status", "unknown", "retry_safe"),
+    [(200, True, False), (502, False, True), (503, False, True), (504, True, False)],
+)
+def test_json_that_is_no_jd_answer_is_judged_by_its_status(
+    status: int, unknown: bool, retry_safe: bool
+) -> None:
+    """A proxy's own JSON (no ``code``): past a 502/503 the API ran or may have."""
+    with pytest.raises(ProviderError) as caught:
+        parse_compare(reply({"message": "upstream timed out"}, status))
+    assert (caught.value.unknown, caught.value.retry_safe) == (unknown, retry_safe)
+    assert not caught.value.charged
