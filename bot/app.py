@@ -23,14 +23,14 @@ from bot.alerts import AdminNotifier
 from bot.config import Settings
 from bot.flows import FlowTimers
 from bot.handlers import routers
-from bot.handlers.make import MakeMiddleware
 from bot.i18n import LOCALES, LocaleMiddleware, create_i18n
 from bot.middlewares.album import AlbumMiddleware
 from bot.middlewares.caller import CallerMiddleware
+from bot.middlewares.context import ContextValue
 from bot.middlewares.inflight import InFlightMiddleware
 from bot.middlewares.metrics import MetricsMiddleware
 from bot.monitor import Health, add_health, start_monitor
-from bot.operations import MakeKeeper
+from bot.operations import MAKE_KEEPER, MakeKeeper
 from bot.pacing import Pacing
 from bot.presses import Presses
 from bot.session import ApiSession, ChatPacer, FloodWait
@@ -84,7 +84,7 @@ def create_dispatcher(
     dispatcher["make_keeper"] = keeper
     # First of the bot's own: every update is counted, whatever a later one does with it.
     dispatcher.update.outer_middleware(MetricsMiddleware())
-    dispatcher.update.outer_middleware(MakeMiddleware(keeper))
+    dispatcher.update.outer_middleware(ContextValue(MAKE_KEEPER, keeper))
 
     inflight = InFlightMiddleware()
     dispatcher.update.outer_middleware(inflight)

@@ -425,7 +425,7 @@ class MakeKeeper:
 
 MAKE_KEEPER: ContextVar[MakeKeeper | None] = ContextVar("make_keeper", default=None)
 """The keeper of the dispatcher handling the current update, set by
-``bot.handlers.make.MakeMiddleware`` (``run_single`` is called from many handlers, none
+``bot.app.create_dispatcher`` (``run_single`` is called from many handlers, none
 of which has the FSM storage to pass on). None outside a dispatcher: no buttons then."""
 
 

@@ -20,7 +20,7 @@ be full again.
 
 Only the operation entry points (``bot.operations``, the compare of a photo's own two
 faces) ask: /start, /help, /lang and every other update cost one context variable set by
-``PacingMiddleware``.
+``Pacing.setup`` (``bot.middlewares.context``).
 """
 
 from __future__ import annotations
@@ -31,21 +31,22 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
-from aiogram import BaseMiddleware, Dispatcher
+from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.types import Message, TelegramObject
+from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.middlewares.context import ContextValue
 from bot.render.text import fill
 from services.metering import Caller
 
@@ -261,7 +262,7 @@ class Pacing:
 
     def setup(self, dispatcher: Dispatcher) -> None:
         dispatcher["pacing"] = self
-        dispatcher.update.outer_middleware(PacingMiddleware(self))
+        dispatcher.update.outer_middleware(ContextValue(PACING, self))
 
     @asynccontextmanager
     async def hold(self, caller: Caller | None, want: int = 1) -> AsyncIterator[Admission]:
@@ -287,26 +288,9 @@ class Pacing:
 
 
 PACING: ContextVar[Pacing | None] = ContextVar("pacing", default=None)
-"""The pacing of the dispatcher handling the current update (``PacingMiddleware``): the
+"""The pacing of the dispatcher handling the current update (``setup``): the
 operation entry points are reached from many handlers, as ``MAKE_KEEPER`` is. None outside
 a dispatcher that set it up: nothing is paced then."""
-
-
-class PacingMiddleware(BaseMiddleware):
-    def __init__(self, pacing: Pacing) -> None:
-        self.pacing = pacing
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        token = PACING.set(self.pacing)
-        try:
-            return await handler(event, data)
-        finally:
-            PACING.reset(token)
 
 
 def refusal_text(admission: Admission, want: int) -> str:

@@ -16,17 +16,16 @@ provider is called for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
-from aiogram import BaseMiddleware, Bot, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
     Message,
     ReplyParameters,
-    TelegramObject,
 )
 from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.i18n import gettext as _
@@ -43,7 +42,7 @@ from bot.keyboards import (
     make_buttons,
 )
 from bot.media import download
-from bot.operations import MAKE_KEEPER, Kept, MakeKeeper, send_report
+from bot.operations import Kept, MakeKeeper, send_report
 from bot.pacing import paced
 from bot.render.spec import (
     cannot_make_text,
@@ -70,27 +69,6 @@ from services.wiring import Services
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class MakeMiddleware(BaseMiddleware):
-    """Puts the dispatcher's ``MakeKeeper`` in ``MAKE_KEEPER`` for the update's handlers,
-    as aiogram's i18n does with the locale: ``run_single`` is reached from every photo
-    handler, and the keeper would otherwise have to travel through all of them."""
-
-    def __init__(self, keeper: MakeKeeper) -> None:
-        self.keeper = keeper
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        token = MAKE_KEEPER.set(self.keeper)
-        try:
-            return await handler(event, data)
-        finally:
-            MAKE_KEEPER.reset(token)
 
 
 def sheet_copies(spec: Spec) -> int:
