@@ -17,33 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiogram import Bot
+from aiogram import Bot, methods
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramRetryAfter
-from aiogram.methods import (
-    CopyMessage,
-    CopyMessages,
-    ForwardMessage,
-    ForwardMessages,
-    Response,
-    SendAnimation,
-    SendAudio,
-    SendContact,
-    SendDice,
-    SendDocument,
-    SendLocation,
-    SendMediaGroup,
-    SendMessage,
-    SendPhoto,
-    SendPoll,
-    SendSticker,
-    SendVenue,
-    SendVideo,
-    SendVideoNote,
-    SendVoice,
-    TelegramMethod,
-)
+from aiogram.methods import Response, TelegramMethod
 
 log = logging.getLogger(__name__)
 
@@ -100,25 +78,25 @@ GROUP_CHAT = ChatRate(burst=5, per_second=15 / 60)
 # The methods that put a message into a chat (a chat action or an edit does not).
 SENDS: frozenset[type[TelegramMethod[Any]]] = frozenset(
     {
-        CopyMessage,
-        CopyMessages,
-        ForwardMessage,
-        ForwardMessages,
-        SendAnimation,
-        SendAudio,
-        SendContact,
-        SendDice,
-        SendDocument,
-        SendLocation,
-        SendMediaGroup,
-        SendMessage,
-        SendPhoto,
-        SendPoll,
-        SendSticker,
-        SendVenue,
-        SendVideo,
-        SendVideoNote,
-        SendVoice,
+        methods.CopyMessage,
+        methods.CopyMessages,
+        methods.ForwardMessage,
+        methods.ForwardMessages,
+        methods.SendAnimation,
+        methods.SendAudio,
+        methods.SendContact,
+        methods.SendDice,
+        methods.SendDocument,
+        methods.SendLocation,
+        methods.SendMediaGroup,
+        methods.SendMessage,
+        methods.SendPhoto,
+        methods.SendPoll,
+        methods.SendSticker,
+        methods.SendVenue,
+        methods.SendVideo,
+        methods.SendVideoNote,
+        methods.SendVoice,
     }
 )
 # Chats whose bucket has filled up again are forgotten once this many are kept.
